@@ -1,0 +1,1 @@
+"""What the lessons import: MNIST data, training history, plots and device choice."""
