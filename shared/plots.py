@@ -1,0 +1,310 @@
+"""Figures for the lessons: digits, training curves, confusion matrix, doubts, model summary.
+
+Each plot returns its matplotlib Figure; with ``save_as="name"`` it also writes
+``run_dir() / "name.png"``. Inputs may be torch tensors or numpy arrays. Nothing here chooses
+a backend: Jupyter keeps its inline one, and without a display matplotlib falls back to Agg.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.ticker import MaxNLocator
+
+MAX_IMAGES = 500  # a grid of 60,000 subplots would hang the kernel
+_REPO = Path(__file__).resolve().parents[1]
+_run_dir: Path | None = None
+
+
+# --- where figures go ---------------------------------------------------------------------
+
+def run_dir(path=None) -> Path:
+    """Get (or, given ``path``, set) the folder where figures are saved; it is created."""
+    global _run_dir
+    if path is not None:
+        _run_dir = Path(path).expanduser()
+    folder = _run_dir or os.environ.get("MNIST_RUN_DIR") or _default_run_dir()
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@functools.cache  # one folder per process
+def _default_run_dir() -> Path:
+    root = _REPO if (_REPO / "pyproject.toml").exists() else Path.cwd()
+    return root / "runs" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def _finish(fig, save_as):
+    if save_as:
+        name = str(save_as) if str(save_as).endswith(".png") else f"{save_as}.png"
+        fig.savefig(run_dir() / name, dpi=100)
+    return fig
+
+
+# --- inputs: tensors or arrays -------------------------------------------------------------
+
+def _numpy(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _as_images(x) -> np.ndarray:
+    """(N, 28, 28), (N, 1, 28, 28) or (N, 784) -> (N, 28, 28)."""
+    x = _numpy(x)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 == x.shape[1]:
+        side = math.isqrt(x.shape[1])
+        x = x.reshape(len(x), side, side)
+    if x.ndim != 3:
+        raise ValueError(f"expected images of shape (N, 28, 28), (N, 1, 28, 28) or (N, 784), "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
+def _labels(y) -> np.ndarray:
+    """Class labels (N,); scores or one-hot rows (N, C) become their argmax."""
+    y = _numpy(y)
+    return (y.argmax(axis=1) if y.ndim == 2 else y.reshape(-1)).astype(np.int64)
+
+
+def _indices(indices, n: int) -> list[int]:
+    idx = np.arange(n) if indices is None else _numpy(indices).reshape(-1)
+    if idx.dtype == bool:  # a mask such as y_pred != y
+        idx = np.flatnonzero(idx)
+    if not 0 < len(idx) <= MAX_IMAGES:
+        raise ValueError(f"plot_images shows 1 to {MAX_IMAGES} images, got {len(idx)}: "
+                         f"pass indices, e.g. indices=range(36)")
+    return [int(i) for i in idx]
+
+
+# --- images ---------------------------------------------------------------------------------
+
+def plot_images(x, y, indices=None, y_pred=None, columns=12, figsize=None, colorbar=False,
+                cmap="binary", save_as=None):
+    """A grid of images, the label under each; a wrong prediction reads "pred (true)" in red."""
+    x, indices = _as_images(x), _indices(indices, len(x))
+    y, y_pred = (None if v is None else _labels(v) for v in (y, y_pred))
+    cols = min(columns, len(indices))
+    rows = math.ceil(len(indices) / cols)
+    size = 4.0 if len(indices) == 1 else 1.2
+    width = size * cols * (1.3 if colorbar else 1.0)
+    fig, axes = plt.subplots(rows, cols, figsize=figsize or (width, size * 1.2 * rows),
+                             squeeze=False, layout="constrained")
+    for ax, i in zip(axes.flat, indices):
+        image = ax.imshow(x[i], cmap=cmap)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        text, color = _caption(i, y, y_pred)
+        ax.set_xlabel(text, color=color)
+        if color == "red":
+            plt.setp(list(ax.spines.values()), color="red")
+        if colorbar:
+            fig.colorbar(image, ax=ax)
+    for ax in axes.flat[len(indices):]:
+        ax.remove()
+    return _finish(fig, save_as)
+
+
+def _caption(i, y, y_pred) -> tuple[str, str]:
+    """(text, color) under image i."""
+    if y is None or y_pred is None:
+        known = y if y_pred is None else y_pred
+        return ("" if known is None else str(known[i])), "black"
+    if y_pred[i] == y[i]:
+        return str(y[i]), "black"
+    return f"{y_pred[i]} ({y[i]})", "red"
+
+
+# --- training curves -----------------------------------------------------------------------
+
+def plot_history(history, save_as=None):
+    """Loss and accuracy per epoch, training vs validation, side by side."""
+    data = dict(history)  # a History or a plain {"loss": [...], ...}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            values = list(data.get(key, []))
+            marker = "o" if len(values) <= 30 else None
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker=marker, label=label)
+        ax.set(title=metric.capitalize(), xlabel="Epoch", ylabel=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    return _finish(fig, save_as)
+
+
+# --- confusion matrix ----------------------------------------------------------------------
+
+def confusion_matrix(y_true, y_pred, num_classes=10, normalize=False) -> np.ndarray:
+    """``m[i, j]`` = how many digits of class i were predicted j; normalize: rows sum to 1."""
+    t, p = _labels(y_true), _labels(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {len(t)} vs {len(p)}")
+    if len(t) and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}")
+    counts = np.bincount(num_classes * t + p, minlength=num_classes**2)
+    counts = counts.reshape(num_classes, num_classes)
+    if not normalize:
+        return counts
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+
+
+def plot_confusion_matrix(y_true, y_pred, normalize=False, save_as=None):
+    """True class down, predicted class across; counts, or fractions of each row."""
+    m = confusion_matrix(y_true, y_pred, normalize=normalize)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
+    fig.colorbar(ax.imshow(m, cmap="Blues"), ax=ax)
+    title = "Confusion matrix" + (" (normalised by true class)" if normalize else "")
+    ax.set(title=title, xlabel="Predicted", ylabel="True",
+           xticks=range(len(m)), yticks=range(len(m)))
+    for (i, j), value in np.ndenumerate(m):
+        text = f"{value:.2f}" if normalize else str(value)
+        if float(text) > 0:  # blank cells keep the errors readable
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if value > m.max() / 2 else "black")
+    return _finish(fig, save_as)
+
+
+# --- doubts: the digits the model is least sure about --------------------------------------
+
+def least_confident(probs, n=8) -> np.ndarray:
+    """Indices of the n rows whose highest probability is lowest, least confident first."""
+    return np.argsort(_probabilities(probs).max(axis=1), kind="stable")[:n]
+
+
+def _probabilities(probs) -> np.ndarray:
+    p = _numpy(probs).astype(np.float64)
+    if p.ndim != 2 or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("probs must be class probabilities of shape (N, 10), rows summing "
+                         "to 1: pass torch.softmax(logits, dim=1), not the logits")
+    return p
+
+
+def plot_doubts(x, probs, y_true, n=8, save_as=None):
+    """The n least confident digits, each beside its bar chart of class probabilities."""
+    x, p, y_true = _as_images(x), _probabilities(probs), _labels(y_true)
+    chosen = least_confident(p, n)
+    cols = min(len(chosen), 4)
+    rows = math.ceil(len(chosen) / cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(3.4 * cols, 2.3 * rows + 0.4),
+                             width_ratios=[1, 1.6] * cols, squeeze=False, layout="constrained")
+    pairs = axes.reshape(-1, 2)  # (image axes, bars axes) side by side
+    for (image_ax, bars_ax), i in zip(pairs, chosen):
+        _show_doubt(image_ax, bars_ax, x[i], p[i], int(y_true[i]))
+        image_ax.set_xlabel(f"#{i}", fontsize=8)  # where to find it in x
+    for ax in pairs[len(chosen):].flat:
+        ax.remove()
+    fig.suptitle("Least confident digits: pred (true) in red when wrong; true class bar green")
+    return _finish(fig, save_as)
+
+
+def _show_doubt(image_ax, bars_ax, image, p, true: int):
+    pred = int(p.argmax())
+    image_ax.imshow(image, cmap="binary")
+    image_ax.set_xticks([])
+    image_ax.set_yticks([])
+    text, color = _caption(0, [true], [pred])
+    image_ax.set_title(text, color=color)
+    colors = ["tab:gray"] * len(p)
+    colors[pred] = "tab:red"
+    colors[true] = "tab:green"  # the true class wins when the prediction is right
+    bars_ax.bar(range(len(p)), p, color=colors)
+    bars_ax.set(ylim=(0, 1), xticks=range(len(p)))
+    bars_ax.tick_params(labelsize=7)
+
+
+# --- model summary ---------------------------------------------------------------------------
+
+class LayerRow(NamedTuple):
+    name: str
+    type: str
+    output_shape: str
+    params: int
+
+
+@dataclass
+class ModelSummary:
+    """One row per layer, in the order the forward pass calls them, and parameter totals."""
+    rows: list[LayerRow]
+    total_params: int
+    trainable_params: int
+
+    def __str__(self) -> str:
+        header = LayerRow("Layer", "Type", "Output shape", "Params")
+        cells = [header] + [row._replace(params=f"{row.params:,}") for row in self.rows]
+        widths = [max(len(str(row[c])) for row in cells) for c in range(4)]
+        lines = ["  ".join([*(str(r[c]).ljust(widths[c]) for c in range(3)),
+                            str(r[3]).rjust(widths[3])]) for r in cells]
+        rule = "-" * len(lines[0])
+        frozen = self.total_params - self.trainable_params
+        return "\n".join([lines[0], rule, *lines[1:], rule,
+                          f"Total params: {self.total_params:,}",
+                          f"Trainable params: {self.trainable_params:,}",
+                          f"Non-trainable params: {frozen:,}"])
+
+    __repr__ = __str__  # so a notebook cell ending in model_summary(model) shows the table
+
+
+def model_summary(model: torch.nn.Module, input_shape=(1, 28, 28)) -> ModelSummary:
+    """Pass one dummy input of ``input_shape`` (no batch dim) through the model, layer by layer."""
+    layers = {name or type(m).__name__: m for name, m in model.named_modules()
+              if _is_leaf(m) or _has_own_params(m)}
+    shapes: dict[str, str] = {}
+    hooks = [m.register_forward_hook(_record_shape(shapes, name)) for name, m in layers.items()]
+    modes = {m: m.training for m in model.modules()}
+    first = next(model.parameters(), None)
+    dummy = torch.zeros(1, *input_shape, device="cpu" if first is None else first.device)
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(dummy)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for m, training in modes.items():
+            m.training = training
+    order = list(shapes) + [name for name in layers if name not in shapes]
+    rows = [LayerRow(name, type(layers[name]).__name__, shapes.get(name, "-"),
+                     sum(p.numel() for p in layers[name].parameters(recurse=False)))
+            for name in order]
+    params = list(model.parameters())  # after the forward pass, so lazy layers count
+    return ModelSummary(rows, sum(p.numel() for p in params),
+                        sum(p.numel() for p in params if p.requires_grad))
+
+
+def _is_leaf(module) -> bool:
+    return next(module.children(), None) is None
+
+
+def _has_own_params(module) -> bool:
+    return next(module.parameters(recurse=False), None) is not None
+
+
+def _record_shape(shapes: dict, name: str):
+    def hook(module, inputs, output):
+        shapes.setdefault(name, _shape(output))
+    return hook
+
+
+def _shape(output) -> str:
+    """(B, 100) for a tensor whose first dimension is the batch."""
+    if isinstance(output, torch.Tensor):
+        dims = ["B", *map(str, output.shape[1:])] if output.dim() else []
+        return f"({', '.join(dims)})"
+    if isinstance(output, (tuple, list)):
+        return ", ".join(_shape(o) for o in output)
+    return type(output).__name__
