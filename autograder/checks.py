@@ -1,0 +1,122 @@
+"""Checks are data: a `Check` says what is judged and what a student reads; a `CheckResult`
+says what happened. Each lesson has one catalogue (a tuple of checks) in its own module.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+# lesson name -> module holding CHECKS (the catalogue), its probes and judges
+LESSONS = {"01_mnist_dnn": "autograder.mnist_dnn"}
+DEFAULT_LESSON = "01_mnist_dnn"
+GROUPS = ("model", "fit", "accuracy", "hidden")
+
+
+class UsageError(Exception):
+    """An unknown lesson, group or check id (the CLI's exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named unit of grading.
+
+    `probe` names the function that collects plain data from the submission (in the sandbox),
+    `judge` turns that data into a `Verdict` (in the grader's own process). `needs` are the
+    submission's names the probe uses; `fail` names the likely cause and the fix.
+    """
+    id: str
+    title: str
+    points: float
+    group: str
+    probe: str
+    judge: Callable
+    needs: tuple[str, ...]
+    fail: str
+    success: str
+    hidden: bool = False
+
+
+@dataclass
+class Verdict:
+    """What a judge decides; `message` replaces the check's default text when given."""
+    passed: bool
+    message: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    passed: bool
+    message: str
+    details: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return float(self.check.points) if self.passed else 0.0
+
+    @property
+    def max_score(self) -> float:
+        return float(self.check.points)
+
+    def public_message(self) -> str:
+        """What a student sees: hidden checks show only their verdict and generic text."""
+        if self.check.hidden:
+            return self.check.success if self.passed else self.check.fail
+        return self.message
+
+    def summary(self, student: bool = False) -> str:
+        mark = "✓" if self.passed else "✗"
+        hidden = " (hidden)" if self.check.hidden else ""
+        text = self.public_message() if student else self.message
+        return (f"{mark} {self.check.id}{hidden} [{_num(self.score)}/{_num(self.max_score)}] "
+                f"{self.check.title}: {text}")
+
+    def to_dict(self, student: bool = False) -> dict:
+        out = {"id": self.check.id, "title": self.check.title, "group": self.check.group,
+               "passed": self.passed, "score": self.score, "max_score": self.max_score,
+               "hidden": self.check.hidden,
+               "message": self.public_message() if student else self.message}
+        if not student:
+            out["details"] = self.details
+            out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def lesson_module(lesson: str = DEFAULT_LESSON):
+    if lesson not in LESSONS:
+        raise UsageError(f"unknown lesson {lesson!r}; known lessons: {', '.join(LESSONS)}")
+    return importlib.import_module(LESSONS[lesson])
+
+
+def catalogue(lesson: str = DEFAULT_LESSON) -> tuple[Check, ...]:
+    return lesson_module(lesson).CHECKS
+
+
+def select(lesson: str = DEFAULT_LESSON, name: str | None = None,
+           public_only: bool = False) -> tuple[Check, ...]:
+    """The checks of a group ("model", ...) or the one check with that id; all when None."""
+    checks = catalogue(lesson)
+    if name is not None:
+        checks = tuple(c for c in checks if name in (c.group, c.id))
+        if not checks:
+            raise UsageError(f"{name!r} is neither a group ({', '.join(GROUPS)}) nor a check id "
+                           f"of lesson {lesson}")
+    if public_only:
+        checks = tuple(c for c in checks if not c.hidden)
+    return checks
+
+
+def group_points(lesson: str, group: str) -> float:
+    """Total points of a group (or of a single check id): the nbgrader grade cell's points."""
+    return float(sum(c.points for c in select(lesson, group)))
+
+
+def max_score(lesson: str = DEFAULT_LESSON) -> float:
+    return float(sum(c.points for c in catalogue(lesson)))

@@ -1,0 +1,99 @@
+"""Turn what went wrong (an error record from a probe or from the sandbox) into words a
+student can act on: where it happened, the likely cause, the fix."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SANDBOX = {
+    "Timeout": "too slow: {what} did not finish within {limit:.0f} s — is the network very "
+               "large, or is there an endless loop?",
+    "MemoryLimit": "used more than {limit:.0f} MB of memory while {what} — is a tensor or a "
+                   "list growing without bound?",
+    "Crash": "the process running your code crashed ({signal}) while {what}",
+    "Exit": "your code ended the process (exit code {code}) while {what}: do not call "
+            "os._exit(), sys.exit() or exit() in graded code",
+    "Malformed": "the grader could not read the result of {what}",
+}
+LOADING = "loading your file (imports, classes, functions)"
+
+
+@dataclass
+class Context:
+    """What explanations need to know about the submission and the lesson."""
+    gaps: dict = field(default_factory=dict)              # "MyModel" -> 1
+    what: dict = field(default_factory=dict)              # probe -> "building MyModel ..."
+    where: callable = lambda line: f"line {line}"
+    dropped: dict = field(default_factory=dict)           # name -> line not run by the grader
+    problems: list = field(default_factory=list)          # syntax errors, unreadable file
+    define_errors: dict = field(default_factory=dict)     # name -> error while defining it
+    memory_mb: int = 0                                    # the sandbox's memory limit
+
+    def failure(self, error: dict, probe: str) -> str:
+        """A whole probe failed: say what the grader was doing and why it stopped."""
+        kind = error["type"]
+        if kind in SANDBOX:
+            what = (LOADING if error.get("phase") == "loading" else self.what.get(probe, probe))
+            return SANDBOX[kind].format_map(_Blank(error, what=what))
+        if error.get("phase") == "loading":
+            return f"the grader could not load your file: {self.error_text(error)}"
+        return self.error_text(error)
+
+    def error_text(self, error: dict) -> str:
+        kind, message = error["type"], error.get("message", "")
+        if kind == "MissingName":
+            return self.missing(error["name"])
+        if kind == "NotImplementedError":
+            return self.not_filled(self.culprit(error) or "your code")
+        if kind == "SystemExit":
+            code = error.get("code", "")
+            return (f"your code called sys.exit({code}) or exit(){self.at(error)}: remove it, "
+                    f"the grader needs your functions to return")
+        if kind == "MemoryError" or "can't allocate memory" in message:
+            limit = f" than the {self.memory_mb} MB allowed" if self.memory_mb else ""
+            return (f"ran out of memory{self.at(error)}: it needed more{limit} — is a tensor or "
+                    f"a list growing without bound?")
+        text = f"{kind}: {message}{self.at(error)}"
+        name = error.get("name")
+        if kind == "NameError" and name in self.dropped:
+            text += (f" — `{name}` is set by top-level code the grader does not run "
+                     f"({self.where(self.dropped[name])}); create it inside the function, or "
+                     f"make it an UPPER_CASE constant")
+        return text
+
+    def missing(self, name: str) -> str:
+        if name in self.define_errors:
+            error = self.define_errors[name]
+            if error["type"] == "NotImplementedError":
+                return self.not_filled(name)
+            return f"{name} could not be defined: {self.error_text(error)}"
+        if name in self.dropped:
+            return (f"{name} is created by top-level code the grader does not run "
+                    f"({self.where(self.dropped[name])}): define it with `class` / `def`")
+        if self.problems:
+            return f"{name} is not defined ({self.problems[0]})"
+        return f"{name} is not defined: your submission must define {name}"
+
+    def not_filled(self, name: str) -> str:
+        gap = self.gaps.get(name)
+        which = f"gap {gap}" if gap else "a gap"
+        return (f"{which} is not filled yet: {name} still raises NotImplementedError — "
+                f"replace `raise NotImplementedError()` with your code")
+
+    def culprit(self, error: dict) -> str | None:
+        """The top-level name (class or function) of the innermost student frame."""
+        frames = error.get("frames") or []
+        return frames[-1]["function"].split(".")[0] if frames else None
+
+    def at(self, error: dict) -> str:
+        frames = error.get("frames") or []
+        if not frames:
+            return ""
+        frame = frames[-1]
+        return f" (at {self.where(frame['line'])}, in {frame['function']})"
+
+
+class _Blank(dict):
+    """format_map() values, with "?" for any a record lacks."""
+
+    def __missing__(self, key):
+        return "?"

@@ -1,0 +1,369 @@
+"""Judges for lesson 01: plain data from a probe -> Verdict. They run in the grader's process;
+nothing here touches the student's code."""
+from __future__ import annotations
+
+import io
+import math
+import threading
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from autograder.checks import Verdict
+from autograder.mnist_dnn import fixtures as fx
+from autograder.mnist_dnn.probes import MATCH_CASES
+
+# torch.jit is deprecated in favour of torch.export, which fails on far more student models;
+# its warnings must not reach stderr (nbgrader zeroes a test cell that writes there).
+# catch_warnings is not thread-safe, hence the lock (batch grading judges in threads).
+_WARNINGS = threading.Lock()
+
+FLATTEN = ("flatten the images with x.reshape(len(x), -1) or nn.Flatten(), never with a "
+           "fixed batch size")
+
+
+def _part(part: dict, ctx, doing: str):
+    """The value of a probe part, or a failing Verdict that explains its error."""
+    if part["ok"]:
+        return part["value"], None
+    error = part["error"]
+    text = ctx.error_text(error)
+    return None, Verdict(False, text if error["type"] in SELF_EXPLAINING else f"{doing}: {text}")
+
+
+# errors whose explanation needs no "while doing X" in front
+SELF_EXPLAINING = ("NotImplementedError", "MissingName", "SystemExit")
+
+
+# ----------------------------------------------------------------------------- model
+
+def output_shape(data, ctx) -> Verdict:
+    for label, part in data["shapes"].items():
+        n = int(label.strip("(").split(",")[0])
+        shape, failed = _part(part, ctx, f"for an input of shape {label} your model raised")
+        if failed:
+            hint = FLATTEN if "invalid for input of size" in failed.message else ""
+            return Verdict(False, f"{failed.message}{' — ' + hint if hint else ''}")
+        if shape != [n, 10]:
+            return Verdict(False, f"for an input of shape {label} your model returned shape "
+                                  f"{tuple(shape)} instead of ({n}, 10): {FLATTEN}, and end "
+                                  f"with a layer of 10 outputs")
+    return Verdict(True, details={"inputs": list(data["shapes"])})
+
+
+def batch_independence(data, ctx) -> Verdict:
+    pair, failed = _part(data["pair"], ctx, "on a batch of 64 images your model raised")
+    if failed:
+        return failed
+    half = fx.MODEL_BATCH // 2
+    a, b = pair["first"][:half], pair["second"][:half]
+    change = float((a - b).abs().max())
+    if change <= 1e-4 * max(1.0, float(a.abs().max())):
+        return Verdict(True, details={"max_change": change})
+    return Verdict(False, f"the outputs for the same {half} images changed (by up to "
+                          f"{change:.3g}) when the other {half} images of the batch changed: "
+                          f"something mixes samples across the batch — typically a softmax or "
+                          f"normalisation over dim=0 (the batch); use dim=1, or better no "
+                          f"softmax at all", {"max_change": change})
+
+
+def logits_not_probabilities(data, ctx) -> Verdict:
+    logits, failed = _part(data["init"], ctx, "on 512 images your model raised")
+    if failed:
+        return failed
+    rows = logits.sum(dim=1)
+    if bool((logits >= 0).all()) and bool(((rows - 1).abs() < 1e-3).all()):
+        return Verdict(False, details={"row_sums": rows[:4].tolist()})
+    return Verdict(True)
+
+
+def gradients_reach_all_parameters(data, ctx) -> Verdict:
+    grads, failed = _part(data["grads"], ctx, "computing the loss gradient raised")
+    if failed:
+        if "does not require grad" in failed.message:
+            return Verdict(False, "no gradient reaches any parameter: the output is cut off from "
+                                  "the graph (a .detach(), .data, .numpy() or torch.no_grad() "
+                                  "in forward)")
+        return failed
+    grads = grads["grads"]
+    if not grads:
+        return Verdict(False, "MyModel has no trainable parameters: create its layers in "
+                              "__init__ as attributes (self.fc1 = nn.Linear(...))")
+    missing = [name for name, g in grads.items() if g is None]
+    if missing:
+        return Verdict(False, f"no gradient reached {', '.join(missing)}: a .detach() or .data "
+                              f"in forward cuts the graph before them, or the layer is defined "
+                              f"but never used in forward", {"missing": missing})
+    return Verdict(True, details={"parameters": len(grads)})
+
+
+def initial_loss(data, ctx) -> Verdict:
+    logits, failed = _part(data["init"], ctx, "on 512 images your model raised")
+    if failed:
+        return failed
+    _, y = fx.train_slice(0, fx.INIT_SAMPLES)
+    loss = F.cross_entropy(logits, y).item()
+    details = {"loss": loss, "expected": math.log(10)}
+    if abs(loss - math.log(10)) <= 0.6:
+        return Verdict(True, f"loss at initialisation {loss:.2f}, close to ln 10 ≈ 2.30", details)
+    return Verdict(False, f"the loss of the untrained model is {loss:.2f}, expected near ln 10 ≈ "
+                          f"2.30 (10 equally likely classes): the initial outputs are far too "
+                          f"large or one-sided — keep PyTorch's default initialisation and do "
+                          f"not scale the logits", details)
+
+
+def finite_outputs(data, ctx) -> Verdict:
+    inputs = {"init": "real images", "blank": "blank (all-zero) images",
+              "white": "all-white images"}
+    for key, name in inputs.items():
+        out, failed = _part(data[key], ctx, f"on {name} your model raised")
+        if failed:
+            return failed
+        if not bool(torch.isfinite(out).all()):
+            return Verdict(False, f"your model outputs NaN or inf for {name}: avoid dividing by "
+                                  f"something that can be 0 or taking the log of 0 (add a small "
+                                  f"epsilon)")
+    grads, failed = _part(data["grads"], ctx, "in training mode your model raised")
+    if grads and not grads["train_finite"]:
+        return Verdict(False, "your model outputs NaN or inf in training mode")
+    return Verdict(True)
+
+
+# ----------------------------------------------------------------------------- fit
+
+def fit_returns_history(data, ctx) -> Verdict:
+    history, epochs = data["history"], data["epochs"]
+    if history["type"] == "NoneType":
+        return Verdict(False, "fit returned None: end fit with `return history`")
+    values = history["values"]
+    missing = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k not in values]
+    if missing:
+        return Verdict(False, f"the {history['type']} returned by fit has no "
+                              f"{', '.join(missing)}: record loss, accuracy, val_loss and "
+                              f"val_accuracy once per epoch and return that history")
+    for key, series in values.items():
+        if len(series) != epochs or not all(math.isfinite(v) for v in series):
+            return Verdict(False, f"history['{key}'] holds {len(series)} values for {epochs} "
+                                  f"epochs (or a NaN): record each metric once per epoch",
+                           {"values": values})
+    return Verdict(True, details={"values": values})
+
+
+def fit_loss_decreases(data, ctx) -> Verdict:
+    before, after = data["loss_before"], data["loss_after"]
+    details = {"loss_before": before, "loss_after": after, "steps": data["steps"]}
+    if after < 0.95 * before:
+        return Verdict(True, f"training loss {before:.3f} → {after:.3f}", details)
+    if data["steps"] and data["foreign_steps"] == data["steps"]:
+        why = ("the optimizer holds parameters that are not the model's: build it from the "
+               "`model` given to fit, torch.optim.Adam(model.parameters(), ...)")
+    elif not data["steps"]:
+        why = "no optimizer step ran: call optimizer.step() after loss.backward()"
+    else:
+        why = "check that each step runs zero_grad → forward → loss → backward → step"
+    return Verdict(False, f"the training loss did not go down ({before:.3f} → {after:.3f} "
+                          f"after {data['epochs']} epochs on {data['n']} images): {why}", details)
+
+
+def _epochs(data) -> list[torch.Tensor]:
+    seen = torch.cat(data["batches"]) if data["batches"] else torch.zeros(0, dtype=torch.long)
+    per = len(seen) // data["epochs"]
+    return [seen[i * per:(i + 1) * per] for i in range(data["epochs"])], seen
+
+
+def fit_visits_every_sample(data, ctx) -> Verdict:
+    n, batch, epochs = data["n"], data["batch_size"], data["epochs"]
+    parts, seen = _epochs(data)
+    if not data["batches"]:
+        return Verdict(False, _no_batches(data))
+    ok = len(seen) == n * epochs and all(bool((p.sort().values == torch.arange(n)).all())
+                                         for p in parts)
+    per_epoch = len(seen) / epochs
+    details = {"samples_per_epoch": per_epoch, "n": n, "batch_size": batch}
+    if ok:
+        return Verdict(True, f"each epoch used all {n} samples once", details)
+    if per_epoch == n - n % batch:
+        return Verdict(False, f"each epoch trained on {per_epoch:.0f} of {n} samples: the last, "
+                              f"partial batch ({n % batch} samples) is skipped — loop with "
+                              f"range(0, N, batch_size) and slice [i:i + batch_size]", details)
+    if per_epoch == n:
+        return Verdict(False, "some samples were used twice in an epoch and others never: take "
+                              "the batches from one permutation, torch.randperm(N), instead of "
+                              "drawing random indices", details)
+    return Verdict(False, f"each epoch should use each of the {n} samples exactly once, but "
+                          f"{per_epoch:g} samples per epoch were used: slice consecutive batches "
+                          f"of one permutation, the last partial batch included", details)
+
+
+def _no_batches(data) -> str:
+    if data["unknown_batches"]:
+        return ("the grader could not recognise the images given to the model: pass rows of "
+                "x_train (e.g. x_train[indices]) to the model unchanged")
+    return "fit never ran a forward and backward pass on the model in training mode"
+
+
+def fit_reshuffles(data, ctx) -> Verdict:
+    parts, _ = _epochs(data)
+    if not data["batches"] or len(parts[0]) == 0:
+        return Verdict(False, _no_batches(data))
+    if all(bool((p == p.sort().values).all()) for p in parts):
+        return Verdict(False, "the samples came in their original order: shuffle each epoch, "
+                              "e.g. permutation = torch.randperm(N), then slice it")
+    if all(bool((p == parts[0]).all()) for p in parts[1:]):
+        return Verdict(False, "every epoch used the same order: draw a new torch.randperm(N) "
+                              "at the start of each epoch, inside the epoch loop")
+    return Verdict(True)
+
+
+def fit_step_count(data, ctx) -> Verdict:
+    n, batch, epochs, steps = data["n"], data["batch_size"], data["epochs"], data["steps"]
+    expected = epochs * math.ceil(n / batch)
+    details = {"steps": steps, "expected": expected}
+    if steps == expected:
+        return Verdict(True, f"{steps} optimizer steps = {epochs} epochs × ⌈{n}/{batch}⌉",
+                       details)
+    if steps == 0:
+        why = "call optimizer.step() after loss.backward(), once per mini-batch"
+    elif steps == epochs * (n // batch):
+        why = "the last, partial batch gets no step (see fit_visits_every_sample)"
+    elif steps == epochs:
+        why = "optimizer.step() runs once per epoch: move it into the mini-batch loop"
+    else:
+        why = "call optimizer.step() exactly once per mini-batch of batch_size samples"
+    return Verdict(False, f"{steps} optimizer steps in {epochs} epochs on {n} samples with "
+                          f"batch_size={batch}, expected {expected}: {why}", details)
+
+
+def fit_zero_grad(data, ctx) -> Verdict:
+    errors = data["grad_errors"]
+    if not errors:
+        return Verdict(False, _no_batches(data))
+    worst = max(errors)
+    if worst <= 1e-3:
+        return Verdict(True, details={"max_relative_error": worst})
+    return Verdict(False, "the gradients of one batch were added to those of earlier batches: "
+                          "call optimizer.zero_grad() before loss.backward() in every step "
+                          "(and build the optimizer over model.parameters())",
+                   {"max_relative_error": worst})
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+def accuracy_matches_reference(data, ctx) -> Verdict:
+    for name, (n, seed) in MATCH_CASES.items():
+        value, failed = _part(data["cases"][name], ctx, f"on {name} accuracy raised")
+        if failed:
+            if "must match the size" in failed.message:
+                failed.message += " — take the argmax over dim=1 (the classes), not dim=0"
+            return failed
+        expected = fx.lookup_expected(n, seed)
+        got = value["value"]
+        if got is None:
+            return Verdict(False, f"accuracy returned {value['repr']}, not a number")
+        if abs(got - expected) > 1e-4:
+            return Verdict(False, _wrong_accuracy(name, n, got, expected),
+                           {"case": name, "got": got, "expected": expected})
+    return Verdict(True)
+
+
+def _wrong_accuracy(name, n, got, expected) -> str:
+    if abs(got - expected * n) < 0.5:
+        return (f"on {name} accuracy returned {got:g}, the number of correct predictions: "
+                f"divide by the number of samples to get a fraction")
+    return (f"on {name} accuracy returned {got:.4f}, expected {expected:.4f}: take the argmax "
+            f"over dim=1 (the classes), compare it with y, count every chunk including the last "
+            f"partial one, and divide by len(y)")
+
+
+def accuracy_returns_float(data, ctx) -> Verdict:
+    for mode in ("train", "eval"):
+        result, failed = _part(data["mode"][mode], ctx, "on 10 samples accuracy raised")
+        if failed:
+            return failed
+        value = result["value"]
+        if not value["is_float"]:
+            fix = ("call .item() on it" if "Tensor" in value["type"]
+                   else "return correct / len(y)")
+            return Verdict(False, f"accuracy returned {value['repr']} (type {value['type']}), "
+                                  f"expected a Python float: {fix}", {"value": value})
+        if not 0.0 <= value["value"] <= 1.0:
+            return Verdict(False, f"accuracy returned {value['value']:g}, outside [0, 1]: return "
+                                  f"the fraction of correct predictions", {"value": value})
+    return Verdict(True)
+
+
+def accuracy_keeps_mode(data, ctx) -> Verdict:
+    train, failed = _part(data["mode"]["train"], ctx, "on 10 samples accuracy raised")
+    if failed:
+        return failed
+    calls = train["calls"]
+    if not calls:
+        return Verdict(False, "accuracy never called the model")
+    if any(c["training"] for c in calls):
+        return Verdict(False, "the model ran in training mode: call model.eval() before "
+                              "predicting (dropout and BatchNorm behave differently in training)")
+    if any(c["grad"] for c in calls):
+        return Verdict(False, "gradients were recorded while predicting: wrap the predictions in "
+                              "`with torch.no_grad():`")
+    if not train["training_after"]:
+        return Verdict(False, "accuracy left a model that was training in eval mode: note "
+                              "`was_training = model.training` first and end with "
+                              "model.train(was_training)")
+    evaluating, failed = _part(data["mode"]["eval"], ctx, "on 10 samples accuracy raised")
+    if failed:
+        return failed
+    if evaluating["training_after"]:
+        return Verdict(False, "accuracy switched a model that was in eval mode to training mode: "
+                              "restore the mode it had, model.train(was_training)")
+    return Verdict(True)
+
+
+# ----------------------------------------------------------------------------- hidden
+
+def min_test_accuracy(data, ctx) -> Verdict:
+    test = fx.mnist()
+    try:
+        if "graph" in data:
+            source, predicted = "the traced model, run by the grader", run_graph(data["graph"])
+        else:
+            source = f"logits computed in the sandbox (tracing failed: {data['trace_error']})"
+            predicted = data["logits"].argmax(dim=1)
+        score = (predicted == test["y_test"]).float().mean().item()
+    except Exception as error:
+        return Verdict(False, f"the trained model could not be evaluated on the test set: "
+                              f"{type(error).__name__}: {str(error)[:300]}")
+    details = {"test_accuracy": score, "threshold": fx.MIN_TEST_ACCURACY,
+               "evaluated_from": source, "epochs": fx.HIDDEN_EPOCHS,
+               "batch_size": fx.HIDDEN_BATCH}
+    budget = f"{fx.HIDDEN_EPOCHS} epoch(s) of your fit, batch_size={fx.HIDDEN_BATCH}"
+    if score >= fx.MIN_TEST_ACCURACY:
+        return Verdict(True, f"test accuracy {score:.2%} after {budget} "
+                             f"(at least {fx.MIN_TEST_ACCURACY:.0%} needed)", details)
+    return Verdict(False, f"test accuracy {score:.2%} after {budget} is below "
+                          f"{fx.MIN_TEST_ACCURACY:.0%}: the model is too weak (use a hidden layer "
+                          f"with a non-linearity such as ReLU) or training does not work (see the "
+                          f"fit checks)", details)
+
+
+def run_graph(blob: torch.Tensor) -> torch.Tensor:
+    """Predictions of the exported TorchScript graph on the test set, computed here."""
+    with _WARNINGS, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(io.BytesIO(blob.numpy().tobytes()), map_location="cpu")
+    x_test = fx.mnist()["x_test"]
+    chunk = fx.EXPORT_CHUNK
+    predictions = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small batches: more threads only contend (50x slower, 2 busy cores)
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x_test), chunk):
+                out = module(x_test[i:i + chunk])
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (chunk, 10):
+                    raise ValueError(f"the model returned {getattr(out, 'shape', type(out))} for "
+                                     f"a batch of {chunk} test images")
+                predictions.append(out.argmax(dim=1))
+    finally:
+        torch.set_num_threads(threads)
+    return torch.cat(predictions)

@@ -1,0 +1,116 @@
+"""The sandbox child: `python -m autograder.worker REQ_FD RES_FD PLAN LESSON MEMORY_MB`.
+
+It limits its own resources, defines the submission's kept statements one by one, reports
+"ready", then answers each probe request on the private channel. Everything the student's
+code prints goes to stdout/stderr, which the grader drains and never reads results from.
+"""
+from __future__ import annotations
+
+import builtins
+import faulthandler
+import importlib
+import json
+import os
+import resource
+import signal
+import sys
+
+STATEMENT_SECONDS = 10  # defining one top-level statement (a class, an import) may take this
+
+
+def limit_resources(memory_mb: int) -> None:
+    memory = memory_mb * 2 ** 20
+    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))          # a segfault leaves no core file
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2 ** 20, 64 * 2 ** 20))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
+
+
+def define(plan: dict, describe) -> tuple[dict, dict]:
+    """Run each kept statement in a fresh namespace; errors are recorded per defined name."""
+    ns = {"__name__": "__main__", "__builtins__": builtins}
+    errors = {}
+    for statement in plan["statements"]:
+        source = "\n" * (statement["lineno"] - 1) + statement["source"]
+        try:
+            with alarm(STATEMENT_SECONDS):
+                exec(compile(source, plan["filename"], "exec"), ns)
+        except BaseException as error:  # noqa: B036 -- SystemExit, too, must not stop grading
+            for name in statement["names"]:
+                errors[name] = describe(error)
+    return ns, errors
+
+
+class alarm:
+    """Raise TimeoutError in the main thread after `seconds` (pure-Python loops stop at once)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def _ring(self, *_):
+        raise TimeoutError(f"defining this took longer than {self.seconds} s: top-level code "
+                           f"must only define things, not compute them")
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGALRM, self._ring)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def warm_up(torch) -> None:
+    """The first optimizer step imports torch._dynamo (~1 s): pay it before any probe's clock."""
+    weight = torch.nn.Parameter(torch.ones(1))
+    weight.sum().backward()
+    torch.optim.Adam([weight]).step()
+
+
+def serve(requests, res_fd: int, probes: dict, ns: dict) -> None:
+    from autograder import probing
+    from autograder.wire import write_frame
+
+    for line in requests:
+        request = json.loads(line)
+        try:
+            outcome = probing.run_probe(probes[request["probe"]], ns, request["seed"])
+        except BaseException as error:  # noqa: B036 -- KeyboardInterrupt raised by the student
+            outcome = {"ok": False, "error": probing.describe(error), "seconds": 0.0}
+        reply = {"kind": "result", "nonce": request["nonce"], "outcome": outcome}
+        try:
+            write_frame(res_fd, reply)
+        except Exception as error:  # the probe returned something torch.save cannot store
+            reply["outcome"] = {"ok": False, "seconds": outcome.get("seconds", 0.0),
+                                "error": {"type": "Malformed", "message": str(error)[:200]}}
+            write_frame(res_fd, reply)
+
+
+def main(argv: list[str]) -> int:
+    req_fd, res_fd, plan_path, lesson, memory_mb = argv
+    req_fd, res_fd = int(req_fd), int(res_fd)
+    limit_resources(int(memory_mb))
+    faulthandler.enable()  # a crash prints its Python traceback: the instructor's details
+    import torch
+
+    torch.set_num_threads(1)
+    warm_up(torch)
+    from autograder import probing
+    from autograder.checks import lesson_module
+    from autograder.wire import write_frame
+
+    with open(plan_path) as f:
+        plan = json.load(f)
+    probing.STUDENT_FILE = plan["filename"]
+    probes = importlib.import_module(lesson_module(lesson).PROBES_MODULE).PROBES
+    ns, errors = define(plan, probing.describe)
+    write_frame(res_fd, {"kind": "ready", "errors": errors})
+    with os.fdopen(req_fd, "rb") as requests:
+        serve(requests, res_fd, probes, ns)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(code)  # threads the student started must not keep the child alive

@@ -1,0 +1,78 @@
+"""The grader against its catalogue (tests/submissions/catalogue.py): every buggy submission
+fails exactly its intended checks with its specific message, every correct variant passes
+everything, and adversarial submissions are contained.
+
+The whole catalogue is graded once, two submissions at a time (~2 min on two cores).
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from autograder.grading import grade
+from autograder.sandbox import Limits
+from submissions.catalogue import VARIANTS, write
+
+NAMES = [v.name for v in VARIANTS]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("catalogue")
+
+    def one(variant):
+        path = write(variant.name, folder)
+        return grade(path, public_only=variant.hidden is None, limits=Limits(**variant.limits))
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(NAMES, pool.map(one, VARIANTS)))
+
+
+def messages(report) -> str:
+    return "\n".join(r.summary() for r in report.results)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=NAMES)
+def test_fails_exactly_its_intended_checks(graded, variant):
+    report = graded[variant.name]
+    public_failures = report.failed_ids() - {"min_test_accuracy"}
+    if variant.fails is not None:
+        assert public_failures == variant.fails, messages(report)
+    for check_id, phrase in variant.says.items():
+        result = next(r for r in report.results if r.check.id == check_id)
+        assert phrase in result.message, result.message
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.hidden is not None],
+                         ids=lambda v: v.name)
+def test_minimum_test_accuracy(graded, variant):
+    result = next(r for r in graded[variant.name].results if r.check.id == "min_test_accuracy")
+    assert result.passed is variant.hidden, result.message
+
+
+def test_reference_gets_full_marks(graded):
+    report = graded["reference"]
+    assert report.score == report.max_score == 25, messages(report)
+
+
+def test_a_crash_fails_only_its_probe_then_a_fresh_child_continues(graded):
+    report = graded["os_exit"]  # MyModel() ends the process; fit and accuracy still graded
+    assert {r.check.group for r in report.results if r.passed} == {"fit", "accuracy"}
+
+
+def test_printed_or_patched_success_gains_nothing(graded):
+    for name in ("fake_success_lines", "patch_torch"):
+        report = graded[name]
+        assert report.score <= 20, messages(report)
+        hidden = next(r for r in report.results if r.check.id == "min_test_accuracy")
+        assert "test accuracy 9" in hidden.message  # measured by the grader: ~92 %, linear
+
+
+def test_grading_twice_gives_the_same_report(graded, tmp_path):
+    again = grade(write("reference", tmp_path))
+    first = graded["reference"]
+
+    def verdicts(report):
+        return [(r.check.id, r.passed, r.message) for r in report.results]
+
+    assert verdicts(again) == verdicts(first)
+    assert again.score == first.score

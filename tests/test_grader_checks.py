@@ -1,0 +1,142 @@
+"""The catalogue is data with the agreed ids and points; results and reports render from it.
+
+Fast: nothing here starts a sandbox.
+"""
+import csv
+import json
+
+import pytest
+
+from autograder import report as reports
+from autograder.checks import (CheckResult, UsageError, catalogue, group_points, max_score,
+                               select)
+from autograder.explain import Context
+from autograder.grading import Report
+
+AGREED = {  # the team contract: ids, groups and points shared with nbgrader and self-checks
+    "model": {"output_shape": 2, "batch_independence": 2, "logits_not_probabilities": 1,
+              "gradients_reach_all_parameters": 1, "initial_loss": 1, "finite_outputs": 1},
+    "fit": {"fit_returns_history": 1, "fit_loss_decreases": 2, "fit_visits_every_sample": 2,
+            "fit_reshuffles": 1, "fit_step_count": 1, "fit_zero_grad": 1},
+    "accuracy": {"accuracy_matches_reference": 2, "accuracy_returns_float": 1,
+                 "accuracy_keeps_mode": 1},
+    "hidden": {"min_test_accuracy": 5},
+}
+
+
+def test_catalogue_has_the_agreed_ids_groups_and_points():
+    found = {}
+    for check in catalogue("01_mnist_dnn"):
+        found.setdefault(check.group, {})[check.id] = check.points
+    assert found == AGREED
+    assert max_score("01_mnist_dnn") == 25
+
+
+@pytest.mark.parametrize("group, points", [("model", 8), ("fit", 8), ("accuracy", 4),
+                                           ("hidden", 5), ("fit_zero_grad", 1)])
+def test_group_points(group, points):
+    assert group_points("01_mnist_dnn", group) == points
+
+
+def test_only_min_test_accuracy_is_hidden():
+    assert [c.id for c in catalogue() if c.hidden] == ["min_test_accuracy"]
+    assert all(not c.hidden for c in select(public_only=True))
+
+
+def test_every_check_tells_the_student_something():
+    for check in catalogue():
+        assert check.title and check.fail and check.success, check.id
+        assert check.fail != check.success
+
+
+def test_unknown_names_are_usage_errors():
+    with pytest.raises(UsageError):
+        select("01_mnist_dnn", "no_such_check")
+    with pytest.raises(UsageError):
+        catalogue("99_unknown")
+
+
+def results(passed_ids):
+    return [CheckResult(c, c.id in passed_ids, f"message of {c.id}", {"n": 1})
+            for c in catalogue()]
+
+
+def make_report(passed_ids):
+    return Report("01_mnist_dnn", "/x/alice.py", results(passed_ids), ["a note"], 1.0)
+
+
+def test_result_summary_and_dict():
+    output_shape, hidden = catalogue()[0], catalogue()[-1]
+    ok = CheckResult(output_shape, True, "fine")
+    assert ok.score == 2 and ok.summary().startswith("✓ output_shape [2/2]")
+    assert ok.to_dict() == {"id": "output_shape", "title": output_shape.title, "group": "model",
+                            "passed": True, "score": 2.0, "max_score": 2.0, "hidden": False,
+                            "message": "fine", "details": {}, "seconds": 0.0}
+    bad = CheckResult(hidden, False, "accuracy 91.2 % < 94 %", {"test_accuracy": 0.912})
+    assert bad.summary().startswith("✗ min_test_accuracy (hidden) [0/5]")
+    assert "91.2" in bad.summary() and "91.2" not in bad.summary(student=True)
+    assert bad.to_dict(student=True)["message"] == hidden.fail
+    assert "details" not in bad.to_dict(student=True)
+
+
+def test_report_json_has_the_issue_fields(tmp_path):
+    report = make_report({"output_shape"})
+    reports.write_json(report, tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert (data["lesson"], data["score"], data["max_score"]) == ("01_mnist_dnn", 2.0, 25.0)
+    assert {"id", "title", "passed", "score", "max_score", "hidden", "message"} <= set(
+        data["checks"][0])
+
+
+def test_gradescope_hides_hidden_details():
+    data = reports.gradescope(make_report(set()))
+    assert data["score"] == 0 and len(data["tests"]) == len(catalogue())
+    hidden = [t for t in data["tests"] if t["name"].startswith("min_test_accuracy")][0]
+    assert hidden["visibility"] == "after_published"
+    assert hidden["output"] == catalogue()[-1].fail
+
+
+def test_scorecard_lists_every_check_and_the_total():
+    text = reports.scorecard(make_report({"output_shape", "initial_loss"}))
+    assert text.count("✓") == 2 and text.count("✗") == len(catalogue()) - 2
+    assert "score 3/25" in text and "note: a note" in text
+
+
+def test_gradebook_has_one_column_per_check(tmp_path):
+    rows = [reports.gradebook_row("bob", make_report({"output_shape"})),
+            reports.gradebook_row("alice", error="could not grade: no file")]
+    reports.write_gradebook(rows, tmp_path / "g.csv", "01_mnist_dnn")
+    table = list(csv.DictReader(open(tmp_path / "g.csv")))
+    assert [r["student"] for r in table] == ["alice", "bob"]
+    assert table[0]["score"] == "0" and table[0]["error"].startswith("could not grade")
+    assert table[1]["output_shape"] == "2.0" and table[1]["fit_zero_grad"] == "0.0"
+    assert set(table[0]) == {"student", "score", "max_score", "error"} | {
+        c.id for c in catalogue()}
+
+
+def test_context_explains_gaps_missing_names_and_sandbox_failures():
+    ctx = Context(gaps={"MyModel": 1}, what={"model": "building MyModel"},
+                  dropped={"loss_fn": 40}, problems=[])
+    gap = {"type": "NotImplementedError", "message": "",
+           "frames": [{"line": 3, "function": "MyModel.forward"}]}
+    assert "gap 1 is not filled yet" in ctx.error_text(gap)
+    assert ctx.error_text({"type": "MissingName", "name": "fit"}) == (
+        "fit is not defined: your submission must define fit")
+    name_error = {"type": "NameError", "message": "name 'loss_fn' is not defined",
+                  "name": "loss_fn", "frames": [{"line": 9, "function": "fit"}]}
+    assert "top-level code the grader does not run (line 40)" in ctx.error_text(name_error)
+    assert ctx.failure({"type": "Timeout", "limit": 20}, "model").startswith(
+        "too slow: building MyModel did not finish within 20 s")
+    assert "SIGSEGV" in ctx.failure({"type": "Crash", "signal": "SIGSEGV"}, "model")
+
+
+@pytest.mark.parametrize("outcome", [
+    {"ok": True, "data": {"forged": True}},
+    {"ok": False, "error": {"type": "Timeout", "limit": "not a number"}},
+    {"ok": False, "error": {"type": "Crash"}},
+])
+def test_judging_a_malformed_outcome_fails_the_check_not_the_grader(outcome):
+    from autograder.grading import judge
+
+    result = judge(catalogue()[0], outcome, Context())
+    assert not result.passed and result.message

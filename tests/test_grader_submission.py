@@ -1,0 +1,110 @@
+"""Loading a submission keeps definitions, drops top-level work and never runs anything."""
+import nbformat
+import pytest
+
+from autograder.submission import SubmissionError, load
+
+SCRIPT = '''\
+# %% [markdown]
+# Title
+
+# %% tags=["parameters"]
+EPOCHS = 3
+rate = 0.5
+
+# %%
+import torch
+from torch import nn
+DEVICE = torch.device("cpu")
+device = pick_device()
+model = nn.Linear(2, 2)
+print("top-level work")
+
+
+@torch.no_grad()
+def predict(x):
+    return x
+
+
+class Net(nn.Module):
+    pass
+
+
+try:
+    import seaborn
+except ImportError:
+    seaborn = None
+
+if __name__ == "__main__":
+    predict(1)
+'''
+
+
+def kept(sub):
+    return [s.source.splitlines()[0] for s in sub.statements]
+
+
+def test_keeps_definitions_constants_and_imports(tmp_path):
+    path = tmp_path / "sub.py"
+    path.write_text(SCRIPT)
+    sub = load(path)
+    assert kept(sub) == ["EPOCHS = 3", "rate = 0.5", "import torch", "from torch import nn",
+                         'DEVICE = torch.device("cpu")', "device = pick_device()",
+                         "@torch.no_grad()", "class Net(nn.Module):", "try:"]
+    assert sub.defined() >= {"EPOCHS", "rate", "torch", "nn", "DEVICE", "device", "predict", "Net"}
+    assert sub.dropped == {"model": 13}
+    assert not sub.problems
+
+
+def test_line_numbers_and_cells_match_the_file(tmp_path):
+    path = tmp_path / "sub.py"
+    path.write_text(SCRIPT)
+    sub = load(path)
+    decorated = [s for s in sub.statements if "predict" in s.names][0]
+    assert decorated.lineno == 17 and decorated.source.endswith("return x")
+    assert sub.where(17) == "line 17 (cell 3, line 9)"
+    assert sub.where(5) == "line 5 (cell 2, line 1)"
+
+
+def test_syntax_error_names_cell_and_line_and_spares_other_cells(tmp_path):
+    path = tmp_path / "sub.py"
+    path.write_text("# %%\nimport torch\n\n# %%\ndef f(:\n    pass\n\n# %%\ndef g():\n    pass\n")
+    sub = load(path)
+    assert sub.problems == ["syntax error at line 5 (cell 2, line 1): invalid syntax — this cell "
+                            "was skipped, so nothing it defines can be graded"]
+    assert sub.defined() == {"torch", "g"}
+
+
+def test_notebook_cells_are_numbered_as_in_jupyter(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lesson"),
+                nbformat.v4.new_code_cell("%matplotlib inline\nimport torch"),
+                nbformat.v4.new_code_cell("def f(x):\n    return x +\n")]
+    path = tmp_path / "sub.ipynb"
+    nbformat.write(nb, path)
+    sub = load(path)
+    assert sub.defined() == {"torch"}
+    assert sub.problems[0].startswith("syntax error at cell 3, line 2")
+
+
+def test_unreadable_notebook_is_a_problem_not_a_crash(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{ not json")
+    sub = load(path)
+    assert not sub.statements and sub.problems[0].startswith("could not read broken.ipynb")
+
+
+@pytest.mark.parametrize("name", ["missing.py", "notes.txt"])
+def test_missing_or_unsupported_files_are_refused(tmp_path, name):
+    if name.endswith(".txt"):
+        (tmp_path / name).write_text("x")
+    with pytest.raises(SubmissionError):
+        load(tmp_path / name)
+
+
+def test_loading_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "sub.py"
+    path.write_text(f"open({str(marker)!r}, 'w')\nX = 1\n")
+    load(path)
+    assert not marker.exists()
