@@ -1,0 +1,137 @@
+"""Lessons are generated from the solutions: no drift, pairs in sync, three gaps, and a lesson
+that runs up to its first gap and stops there."""
+import os
+import shutil
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from autograder import course
+from autograder.checks import group_points
+
+LESSON = "01_mnist_dnn"
+PAIRS = [(course.solution_path(LESSON), course.solution_path(LESSON, ".ipynb")),
+         (course.lesson_path(LESSON, ".py"), course.lesson_path(LESSON, ".ipynb"))]
+
+
+def read(path):
+    return jupytext.read(path)
+
+
+def test_regeneration_changes_nothing():
+    stale = [str(path.relative_to(course.REPO)) for path in course.build_lessons(check=True)]
+    assert not stale, f"{stale} differ from what `make lessons` generates"
+    assert course.main(["lessons", "--check"]) == 0
+
+
+@pytest.mark.parametrize("py, ipynb", PAIRS, ids=lambda p: p.name)
+def test_each_pair_holds_the_same_cells(py, ipynb):
+    def cells(path):
+        return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in read(path).cells]
+
+    assert cells(py) == cells(ipynb)
+
+
+def test_generated_files_say_so():
+    notice = f"*Generated from `solutions/{LESSON}.py` by `make lessons` — do not edit"
+    assert course.lesson_path(LESSON, ".py").read_text().startswith(f"# %% [markdown]\n# {notice}")
+    assert read(course.lesson_path(LESSON, ".ipynb")).cells[0].source.startswith(notice)
+
+
+def nbgrader_cells(nb, key):
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get(key)}
+
+
+def test_three_gaps_with_their_hints_and_no_answers():
+    nb = read(course.lesson_path(LESSON, ".ipynb"))
+    gaps = nbgrader_cells(nb, "solution")
+    assert sorted(gaps) == ["gap1", "gap2", "gap3"]
+    for grade_id, cell in gaps.items():
+        assert f"# TODO (gap {grade_id[-1]}):" in cell.source
+        assert "# YOUR CODE HERE\n" in cell.source and "raise NotImplementedError()" in cell.source
+    text = course.lesson_path(LESSON, ".ipynb").read_text()
+    for answer in ("SOLUTION", "HIDDEN TESTS", "nn.Linear(28 * 28", "loss_fn(model(x), y)",
+                   'check("hidden")', "correct += "):
+        assert answer not in text
+
+
+def test_check_cells_carry_the_catalogue_points():
+    nb = course.annotated_notebook(LESSON)
+    grades = nbgrader_cells(nb, "grade")
+    assert sorted(grades) == ["check_accuracy", "check_fit", "check_hidden", "check_model"]
+    for grade_id, cell in grades.items():
+        group = grade_id.removeprefix("check_")
+        assert cell.metadata["nbgrader"]["points"] == group_points(LESSON, group)
+        assert f'check("{group}")' in cell.source
+    for cell in nb.cells:  # every other cell is either a gap (editable) or locked
+        meta = cell.metadata["nbgrader"]
+        assert meta["grade"] or meta["locked"] != meta["solution"]
+
+
+def fixture_notebook(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in ("import torch", *sources)]
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"cell-{index:02d}"
+    return nb
+
+
+HINT = "def f():\n    # TODO (gap 1): return 1\n"
+GOOD = HINT + "    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
+
+
+@pytest.mark.parametrize("source, problem", [
+    (HINT + "    ### BEGIN SOLUTION\n    return 1", "never closed"),
+    ("def f():\n    return 1\n    ### END SOLUTION", "without a matching"),
+    (GOOD.replace("    return 1\n", "    ### BEGIN SOLUTION\n"), "inside"),
+    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION", "no '# TODO (gap N)"),
+    ("x = 1\n### BEGIN HIDDEN TESTS\nx = 2\n### END HIDDEN TESTS", "check cell"),
+    ('from autograder.selfcheck import check\nx = 1\ncheck("model")', "nothing else"),
+])
+def test_malformed_markers_name_the_cell(source, problem):
+    with pytest.raises(course.MarkerError) as error:
+        course.annotate(fixture_notebook("x = 0", source), LESSON)
+    message = str(error.value)
+    assert message.startswith(f"cell 2 ({source.splitlines()[0]!r})")
+    assert problem in message
+
+
+def test_well_formed_fixture_is_annotated():
+    nb = fixture_notebook(GOOD, 'from autograder.selfcheck import check\n\ncheck("fit")')
+    course.annotate(nb, LESSON)
+    kinds = [(c.metadata.nbgrader["grade_id"], c.metadata.nbgrader["locked"]) for c in nb.cells]
+    assert kinds == [("cell-00", True), ("gap1", False), ("check_fit", True)]
+
+
+def test_edits_only_in_the_solution_notebook_are_not_overwritten(tmp_path, monkeypatch):
+    (tmp_path / "solutions").mkdir()
+    py = tmp_path / "solutions" / f"{LESSON}.py"
+    shutil.copy(course.solution_path(LESSON), py)
+    nb = read(py)
+    nb.cells[1].source += "\nAn edit made in Jupyter without jupytext."
+    ipynb = py.with_suffix(".ipynb")
+    jupytext.write(nb, ipynb)
+    os.utime(py, (1, 1))  # the .ipynb is newer
+    monkeypatch.setattr(course, "REPO", tmp_path)
+    with pytest.raises(SystemExit, match="jupytext --sync"):
+        course.build_lessons()
+
+
+def test_lesson_runs_until_its_first_gap(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_RUN_DIR", str(tmp_path))
+    nb = nbformat.read(course.lesson_path(LESSON, ".ipynb"), as_version=4)
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(course.REPO)}})
+    with pytest.raises(CellExecutionError) as error:
+        client.execute()
+    assert "NotImplementedError" in str(error.value)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    failed = [c for c in code if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert [c.metadata["nbgrader"]["grade_id"] for c in failed] == ["gap1"]
+    first_gap = code.index(failed[0])
+    assert all(c.execution_count for c in code[:first_gap + 1])
+    assert not any(c.execution_count for c in code[first_gap + 1:])

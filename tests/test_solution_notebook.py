@@ -1,0 +1,41 @@
+"""CI's end-to-end run: the reference solution notebook, executed in a real Jupyter kernel at its
+default parameters, raises no error and reaches the lesson's accuracy bar."""
+import json
+import re
+import time
+
+import nbformat
+from nbclient import NotebookClient
+
+from autograder import course
+
+LESSON = "01_mnist_dnn"
+MIN_TEST_ACCURACY = 0.98
+# The quality bar is <= 60 s for the notebook and <= 15 s of training on a quiet 2-core machine
+# (the test prints both). It asserts looser bounds, so that a busy machine does not fail it while
+# a regression (ten times the epochs, say) still does: training by its CPU time (one thread, so
+# what a quiet machine's wall time would be), the notebook by twice its bar.
+MAX_NOTEBOOK_SECONDS, MAX_TRAIN_CPU_SECONDS = 120, 20
+
+
+def test_solution_notebook_runs_and_reaches_98_percent(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_RUN_DIR", str(tmp_path))
+    nb = nbformat.read(course.solution_path(LESSON, ".ipynb"), as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(course.REPO)}})
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, tmp_path / f"{LESSON}.executed.ipynb")
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    last = nb.cells[-1].outputs[-1].text.strip().splitlines()[-1]
+    assert re.fullmatch(r"Test accuracy: \d\.\d{4}", last), last
+    assert float(last.split()[-1]) == round(metrics["test_accuracy"], 4)
+    print(f"notebook {seconds:.1f} s, training {metrics['train_seconds']} s "
+          f"({metrics['train_cpu_seconds']} s CPU), test accuracy {metrics['test_accuracy']:.4f}")
+    assert metrics["test_accuracy"] >= MIN_TEST_ACCURACY
+    assert metrics["train_cpu_seconds"] <= MAX_TRAIN_CPU_SECONDS, metrics
+    assert seconds <= MAX_NOTEBOOK_SECONDS
+    for name in ("history", "predictions", "errors", "confusion_matrix", "doubts"):
+        assert (tmp_path / f"{name}.png").is_file()
