@@ -1,0 +1,285 @@
+"""The nbgrader course, end to end, with nbgrader's own commands in a temporary course folder.
+
+build -> generate_assignment -> zip_collect (an LMS download) -> autograde -> generate_feedback
+-> export, on a small class: the reference solution, the unfilled lesson, buggy submissions
+from tests/submissions/, and one that tampered with its test cells. nbgrader's points must be
+those of `python -m autograder grade` on the same notebooks.
+"""
+import ast
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from submissions.catalogue import render
+
+from autograder import nbcourse
+from autograder.nbgrader_preprocessors import set_parameters
+
+REPO = Path(__file__).resolve().parent.parent
+LESSON = "01_mnist_dnn"
+BUGGY = {  # student id (no "_": the LMS file names use it as separator) -> catalogue variant
+    "softmaxdim0": "softmax_dim0",    # the original's bug: fails batch_independence and hidden
+    "accuracycount": "accuracy_count",  # partial credit inside a group: 1 of its 4 points
+}
+CHECK_CALL = re.compile(r"""^\s*check\(\s*["'](\w+)["']\s*\)\s*$""", re.M)
+# the line check() prints per check: "✓ output_shape [2/2] ..."
+CHECK_LINE = re.compile(r"^([✓✗]) (\w+)(?: \(hidden\))? \[([\d.]+)/([\d.]+)\]", re.M)
+
+
+# --- small transforms, no kernel ---------------------------------------------------------------
+
+
+def test_set_parameters_rewrites_only_the_named_values():
+    source = "EPOCHS = 10  # full run\nBATCH_SIZE = 64\nSEED = 0"
+    assert set_parameters(source, {"EPOCHS": 1}) == (
+        "EPOCHS = 1  # set by the autograder (was 10)\nBATCH_SIZE = 64\nSEED = 0"
+    )
+
+
+def test_build_writes_config_and_notebook_only(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbcourse.build(tmp_path, {LESSON: nb})
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["nbgrader_config.py", f"source/{LESSON}/{LESSON}.ipynb"]
+    from nbgrader.preprocessors import ClearHiddenTests
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder.nbgrader_preprocessors import ExecuteWithGrader, RestoreCells, SetParameters
+
+    c = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    assert c.Execute.timeout > 30  # nbgrader's default would cut training cells short
+    assert c.Autograde.autograde_preprocessors[:2] == [SetParameters, ExecuteWithGrader]
+    assert RestoreCells in c.Autograde.sanitize_preprocessors and c.OverwriteCells.add_missing_cells
+    assert ClearHiddenTests in c.GenerateFeedback.preprocessors
+
+
+def test_build_refuses_a_stray_file_in_source(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    (tmp_path / "source" / LESSON).mkdir(parents=True)
+    (tmp_path / "source" / LESSON / f"{LESSON}.py").write_text("answers = 42\n")
+    with pytest.raises(RuntimeError, match="released to students"):
+        nbcourse.build(tmp_path, {LESSON: nb})
+
+
+# --- the class ----------------------------------------------------------------------------------
+
+
+def grade_cells(nb):
+    """grade_id -> the check group its test cell calls, in notebook order."""
+    cells = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            groups = CHECK_CALL.findall(cell.source)
+            assert len(groups) == 1, f"test cell {meta['grade_id']} should call check() once"
+            cells[meta["grade_id"]] = groups[0]
+    return cells
+
+
+def strip_markers(source):
+    markers = ("### BEGIN SOLUTION", "### END SOLUTION")
+    return "\n".join(line for line in source.split("\n") if not any(m in line for m in markers))
+
+
+def definitions(source):
+    """name -> source of each top-level class and function."""
+    tree = ast.parse(source)
+    return {node.name: ast.get_source_segment(source, node) for node in tree.body
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+
+
+def filled(release, annotated, answers=None):
+    """The release notebook with its gaps filled: each gap cell is the solution's, with the
+    classes and functions of `answers` (a submission's source) in place of the solution's."""
+    nb = nbformat.from_dict(release)
+    for cell, solution in zip(nb.cells, annotated.cells, strict=True):
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        code = strip_markers(solution.source)
+        lines = code.split("\n")
+        theirs = definitions(answers) if answers else {}
+        for node in reversed(ast.parse(code).body):
+            if getattr(node, "name", None) in theirs:
+                lines[node.lineno - 1:node.end_lineno] = theirs[node.name].split("\n")
+        cell.source = "\n".join(lines)
+    return nb
+
+
+def make_class(release, annotated):
+    """student id -> submitted notebook."""
+    students = {"reference": filled(release, annotated), "unfilled": nbformat.from_dict(release)}
+    for student, variant in BUGGY.items():
+        students[student] = filled(release, annotated, render(variant))
+    tampered = filled(release, annotated)
+    for cell in tampered.cells:  # claim the model's points; delete the hidden test
+        cell.source = cell.source.replace('check("model")', "8.0")
+    tampered.cells = [c for c in tampered.cells if "HIDDEN TESTS" not in c.source]
+    students["tampered"] = tampered
+    return students
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """Build, release, collect, autograde, feedback, export; then the CLI on the same files."""
+    from autograder.course import annotated_notebook
+
+    root = tmp_path_factory.mktemp("course")
+    annotated = annotated_notebook(LESSON)
+    nbcourse.build(root, {LESSON: annotated})
+    nbcourse.nbgrader("generate_assignment", LESSON, course_dir=root, timeout=120)
+    release = nbformat.read(root / "release" / LESSON / f"{LESSON}.ipynb", as_version=4)
+
+    # the class hands in through an LMS: one zip of files named the Canvas way
+    students = make_class(release, annotated)
+    archive = root / "downloaded" / LESSON / "archive"
+    archive.mkdir(parents=True)
+    with zipfile.ZipFile(archive / "submissions.zip", "w") as zf:
+        for i, (student, nb) in enumerate(students.items()):
+            zf.writestr(f"{student}_{100 + i}_{5000 + i}_{LESSON}.ipynb", nbformat.writes(nb))
+    nbcourse.nbgrader("zip_collect", LESSON, course_dir=root, timeout=120)
+
+    start = time.perf_counter()
+    nbcourse.nbgrader("autograde", LESSON, course_dir=root, timeout=600)
+    autograde_s = time.perf_counter() - start
+    nbcourse.nbgrader("generate_feedback", LESSON, course_dir=root, timeout=300)
+    nbcourse.nbgrader("export", "--to", "grades.csv", course_dir=root, timeout=120)
+    print(f"\nnbgrader autograde: {autograde_s:.1f} s for {len(students)} students")
+
+    cli = {}
+    for student in students:
+        notebook = root / "submitted" / student / LESSON / f"{LESSON}.ipynb"
+        out = root / f"{student}.json"
+        command = [sys.executable, "-m", "autograder", "grade", str(notebook), "--json", str(out)]
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        cli[student] = json.loads(out.read_text())
+    return {"root": root, "students": students, "release": release, "annotated": annotated,
+            "cli": cli}
+
+
+def autograded(course, student):
+    path = course["root"] / "autograded" / student / LESSON / f"{LESSON}.ipynb"
+    return nbformat.read(path, as_version=4)
+
+
+def nbgrader_grades(root, student):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(LESSON, LESSON, student)
+        return {g.name: (g.score, g.max_score) for g in nb.grades}
+
+
+def cli_group_points(report, group):
+    """(points, max points, all passed) of the CLI report's checks in one group."""
+    from autograder.checks import select
+
+    ids = {check.id for check in select(LESSON, group)}
+    checks = [c for c in report["checks"] if c["id"] in ids]
+    assert checks, f"no check of group {group!r} in the CLI report"
+    return (sum(c["score"] for c in checks), sum(c["max_score"] for c in checks),
+            all(c["passed"] for c in checks))
+
+
+# --- what generate_assignment releases ----------------------------------------------------------
+
+
+def test_release_matches_the_lesson(course):
+    lesson = nbformat.read(REPO / "lessons" / f"{LESSON}.ipynb", as_version=4)
+    cells = lesson.cells[1:] if "generated" in lesson.cells[0].source.lower() else lesson.cells
+    release = course["release"].cells
+    assert [c.cell_type for c in release] == [c.cell_type for c in cells]
+    for i, (ours, theirs) in enumerate(zip(release, cells)):
+        assert ours.source == theirs.source, f"cell {i} differs between release and lesson"
+
+
+def test_no_answers_are_released(course):
+    released = [p.name for p in (course["root"] / "release" / LESSON).iterdir()]
+    assert released == [f"{LESSON}.ipynb"]
+    text = (course["root"] / "release" / LESSON / f"{LESSON}.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+
+
+# --- autograde ------------------------------------------------------------------------------------
+
+
+def test_each_test_cell_scores_what_the_cli_grader_gives(course):
+    cells = grade_cells(course["annotated"])
+    assert set(cells.values()) >= {"model", "fit", "accuracy", "hidden"}
+    for student, report in course["cli"].items():
+        grades = nbgrader_grades(course["root"], student)
+        for grade_id, group in cells.items():
+            points, max_points, passed = cli_group_points(report, group)
+            score, max_score = grades[grade_id]
+            assert score == pytest.approx(points), (student, group)
+            assert max_score == pytest.approx(max_points), (student, group)
+            assert (score == max_score) == passed, (student, group)
+
+
+def test_each_check_line_in_the_test_cells_agrees_with_the_cli_grader(course):
+    for student, report in course["cli"].items():
+        printed = {}
+        for cell in autograded(course, student).cells:
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                text = "".join(o.text for o in cell.outputs if o.output_type == "stream")
+                for mark, check_id, score, max_score in CHECK_LINE.findall(text):
+                    printed[check_id] = (mark == "✓", float(score), float(max_score))
+        expected = {c["id"]: (c["passed"], c["score"], c["max_score"]) for c in report["checks"]}
+        assert printed == expected, student
+
+
+def test_reference_gets_full_marks_and_its_test_cells_write_no_stderr(course):
+    grades = nbgrader_grades(course["root"], "reference")
+    assert all(score == max_score for score, max_score in grades.values()), grades
+    for cell in autograded(course, "reference").cells:
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            streams = [o.name for o in cell.outputs if o.output_type == "stream"]
+            assert "stderr" not in streams and all(o.output_type != "error" for o in cell.outputs)
+
+
+def test_unfilled_lesson_and_buggy_submissions_lose_points(course):
+    for student in ["unfilled", *BUGGY]:
+        grades = nbgrader_grades(course["root"], student)
+        assert sum(s for s, _ in grades.values()) < sum(m for _, m in grades.values()), student
+
+
+def test_tampered_test_cells_are_graded_by_the_originals(course):
+    root = course["root"]
+    assert nbgrader_grades(root, "tampered") == nbgrader_grades(root, "reference")
+    restored = grade_cells(autograded(course, "tampered"))
+    assert set(restored.values()) == set(grade_cells(course["annotated"]).values())
+
+
+def test_grading_runs_the_short_parameters(course):
+    cells = autograded(course, "reference").cells
+    params = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    assert "EPOCHS = 1  # set by the autograder" in params.source
+
+
+# --- feedback and export ------------------------------------------------------------------------
+
+
+def test_export_has_one_row_per_student_with_its_total(course):
+    with open(course["root"] / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert set(rows) == set(course["students"])
+    for student, report in course["cli"].items():
+        assert float(rows[student]["score"]) == pytest.approx(report["score"]), student
+        assert float(rows[student]["max_score"]) == pytest.approx(report["max_score"]), student
+
+
+def test_feedback_shows_scores_but_no_hidden_test_code(course):
+    for student in course["students"]:
+        graded = nbformat.writes(autograded(course, student))
+        assert "BEGIN HIDDEN TESTS" in graded, student  # it ran, so there was something to leak
+        html = (course["root"] / "feedback" / student / LESSON / f"{LESSON}.html").read_text()
+        assert "Score:" in html, student
+        for secret in ("HIDDEN TESTS", "&quot;hidden&quot;", '"hidden"', "'hidden'"):
+            assert secret not in html, (student, secret)
