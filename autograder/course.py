@@ -4,6 +4,7 @@
       -> annotated_notebook()        nbgrader metadata derived from the code, outputs cleared:
                                      a `### BEGIN SOLUTION` region -> solution cell "gap<N>"
                                      a `check("<group>")` cell     -> grade cell "check_<group>"
+                                     the `parameters` cell         -> left editable
                                      every other cell              -> locked, read-only
       -> student_notebook()          nbgrader's own LockCells, ClearSolutions, ClearHiddenTests,
                                      ClearOutput, then a first "generated" markdown cell
@@ -38,6 +39,7 @@ REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDE
 TODO = re.compile(r"TODO \(gap (\d+)\)")
 CHECK_CALL = re.compile(r"""(?<![\w.])check\(\s*["']([\w-]+)["']\s*\)""")
 CHECK_IMPORT = "from autograder.selfcheck import check"
+PARAMETERS = "parameters"  # papermill's tag for the cell of run parameters
 
 # Run in this order, as `nbgrader generate_assignment` does (minus checksums and the gradebook).
 STUDENT_PIPELINE = (LockCells, ClearSolutions, ClearHiddenTests, ClearOutput)
@@ -145,6 +147,8 @@ def annotate(nb, lesson: str) -> None:
     """Give every cell its nbgrader metadata (in place)."""
     seen = {}
     for index, cell in enumerate(nb.cells):
+        if PARAMETERS in cell.metadata.get("tags", ()):
+            continue  # students try other epochs or batch sizes; autograde sets its own values
         counts = regions(index, cell)
         group = check_group(index, cell)
         if counts["BEGIN HIDDEN TESTS"] and group is None:
