@@ -67,7 +67,10 @@ def test_check_cells_carry_the_catalogue_points():
         group = grade_id.removeprefix("check_")
         assert cell.metadata["nbgrader"]["points"] == group_points(LESSON, group)
         assert f'check("{group}")' in cell.source
-    for cell in nb.cells:  # every other cell is either a gap (editable) or locked
+    for cell in nb.cells:  # the parameters cell stays plain and editable; every other cell
+        if "parameters" in cell.metadata.get("tags", ()):  # is a gap (editable) or locked
+            assert "nbgrader" not in cell.metadata
+            continue
         meta = cell.metadata["nbgrader"]
         assert meta["grade"] or meta["locked"] != meta["solution"]
 
