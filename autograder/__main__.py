@@ -6,12 +6,16 @@
 
 grade exits 0 when every check passed, 1 when some failed, 2 when it could not grade.
 batch exits 0 when every submission was graded, 1 when some could not be, 2 on bad input.
+Bad arguments (limits <= 0, an output file that cannot be written) stop before any grading.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import traceback
+from pathlib import Path
 
 from autograder import report as reports
 from autograder.checks import DEFAULT_LESSON, LESSONS, UsageError
@@ -43,6 +47,44 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def check_arguments(args) -> None:
+    """Refuse what would fail or mislead only after minutes of grading: raise UsageError."""
+    if not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise UsageError(f"--time-limit must be a positive number of seconds, "
+                         f"got {args.time_limit:g}")
+    if args.memory_limit <= 0:
+        raise UsageError(f"--memory-limit must be a positive number of MB, got {args.memory_limit}")
+    if args.command == "grade":
+        for option in ("json", "gradescope"):
+            check_output(f"--{option}", getattr(args, option), args.submission)
+    else:
+        folder = Path(args.folder)
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is a file: grade it with `python -m autograder grade "
+                             f"{folder}`" if folder.is_file() else f"no such folder: {folder}")
+        if args.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {args.workers}")
+        check_output("--out", args.out, None)
+        if args.feedback and Path(args.feedback).exists() and not Path(args.feedback).is_dir():
+            raise UsageError(f"--feedback {args.feedback} is a file, not a folder")
+
+
+def check_output(option: str, path, submission) -> None:
+    """An output file must be writable where it is named, and never the submission itself."""
+    if path is None:
+        return
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; name a file")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {path}: folder {parent} is not writable")
+    if submission is not None and path.resolve() == Path(submission).resolve():
+        raise UsageError(f"{option} {path} would overwrite the submission")
+
+
 def grade_command(args) -> int:
     from autograder.grading import grade
 
@@ -64,6 +106,9 @@ def batch_command(args) -> int:
                         lesson=args.lesson, limits=limits)
     broken = [row["student"] for row in rows if row.get("error")]
     print(f"graded {len(rows) - len(broken)} of {len(rows)} submissions → {args.out}")
+    for row in rows:
+        if row.get("note"):
+            print(f"  {row['student']}: {row['note']}")
     for student in broken:
         print(f"  could not grade {student}: see its feedback file")
     return 1 if broken else 0
@@ -72,6 +117,7 @@ def batch_command(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        check_arguments(args)
         return {"grade": grade_command, "batch": batch_command}[args.command](args)
     except (SubmissionError, UsageError, OSError) as error:
         print(f"autograder: {error}", file=sys.stderr)

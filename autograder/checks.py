@@ -71,7 +71,8 @@ class CheckResult:
         mark = "✓" if self.passed else "✗"
         hidden = " (hidden)" if self.check.hidden else ""
         text = self.public_message() if student else self.message
-        return (f"{mark} {self.check.id}{hidden} [{_num(self.score)}/{_num(self.max_score)}] "
+        return (f"{mark} {self.check.id}{hidden} "
+                f"[{format_points(self.score)}/{format_points(self.max_score)}] "
                 f"{self.check.title}: {text}")
 
     def to_dict(self, student: bool = False) -> dict:
@@ -85,8 +86,11 @@ class CheckResult:
         return out
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
+def format_points(x: float) -> str:
+    """Points as people write them, the same everywhere (scorecard, CSV, self-check):
+    2, 0, 25, 0.5 — never 2.0 next to 0, never 1e+06."""
+    x = round(float(x), 6)
+    return str(int(x)) if x.is_integer() else repr(x)
 
 
 def lesson_module(lesson: str = DEFAULT_LESSON):

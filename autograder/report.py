@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from autograder.checks import catalogue
+from autograder.checks import catalogue, format_points
 
 
 def scorecard(report, student: bool = False) -> str:
@@ -18,7 +18,7 @@ def scorecard(report, student: bool = False) -> str:
     lines += [f"  note: {note}" for note in report.notes]
     lines += [r.summary(student) for r in report.results]
     failed = sum(not r.passed for r in report.results)
-    lines.append(f"score {report.score:g}/{report.max_score:g}"
+    lines.append(f"score {format_points(report.score)}/{format_points(report.max_score)}"
                  + (f" — {failed} check(s) failed" if failed else " — all checks passed"))
     return "\n".join(lines)
 
@@ -56,10 +56,14 @@ def gradebook_row(student: str, report=None, error: str = "") -> dict:
 
 
 def write_gradebook(rows: list[dict], path, lesson: str) -> None:
+    """Every number in one format (2, 0, 25, 0.5); a missing score or check is 0 points."""
     columns = gradebook_columns(lesson)
+    points = set(columns) - {"student", "error"}
     max_score = sum(c.points for c in catalogue(lesson))
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, restval=0)
+        writer = csv.DictWriter(f, columns)
         writer.writeheader()
         for row in sorted(rows, key=lambda r: r["student"]):
-            writer.writerow({"max_score": max_score, "score": 0, **row})
+            row = {"max_score": max_score, **row}
+            writer.writerow({column: format_points(row.get(column, 0)) if column in points
+                             else row.get(column, "") for column in columns})

@@ -3,6 +3,8 @@
     from autograder.selfcheck import check
     check("model")          # a group: "model", "fit", "accuracy", "hidden" — or one check id
 
+prints one "✓ <id> [score/max] title: message" line per check, then "model: 5/8 points".
+
 Two modes:
 - live (a student in Jupyter): the public checks probe the objects MyModel / fit / accuracy
   of the running notebook, right here, in a few seconds;
@@ -19,7 +21,7 @@ import hashlib
 import os
 import sys
 
-from autograder.checks import DEFAULT_LESSON, select
+from autograder.checks import DEFAULT_LESSON, format_points, select
 from autograder.grading import grade, grade_namespace, quiet
 
 ENV_VAR = "AUTOGRADER_SUBMISSION"
@@ -34,7 +36,11 @@ def check(name: str, submission=None, lesson: str = DEFAULT_LESSON) -> float:
         results = _live(name, lesson)
     for result in results:
         print(result.summary(student=True))
-    return float(sum(r.score for r in results))
+    earned = float(sum(r.score for r in results))
+    possible = float(sum(r.max_score for r in results))
+    if results:
+        print(f"{name}: {format_points(earned)}/{format_points(possible)} points")
+    return earned
 
 
 def _from_file(path, lesson: str, name: str):

@@ -65,6 +65,9 @@ class Submission:
 
 def load(path) -> Submission:
     path = Path(path)
+    if path.is_dir():
+        raise SubmissionError(f"{path} is a folder: grade one .py or .ipynb file, or a whole "
+                              f"class with `python -m autograder batch {path} --out grades.csv`")
     if not path.is_file():
         raise SubmissionError(f"no such file: {path}")
     if path.suffix not in (".py", ".ipynb"):

@@ -1,5 +1,6 @@
 """The grader's interfaces: `python -m autograder grade|batch` and `pytest autograder`."""
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -7,7 +8,12 @@ import sys
 from pathlib import Path
 
 import jupytext
+import pytest
 
+from autograder import report as reports
+from autograder.batch import choose, find_submissions
+from autograder.checks import CheckResult, catalogue
+from autograder.grading import Report
 from submissions.catalogue import render, write
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +50,52 @@ def test_grade_exits_1_when_a_check_fails_and_2_when_it_cannot_grade(tmp_path):
     assert unknown.returncode == 2 and "neither a group" in unknown.stderr
 
 
+BAD_ARGUMENTS = {  # arguments after the submission -> what the one-line message says
+    "time_limit": (["--time-limit", "-1"], "--time-limit must be a positive number"),
+    "zero_time": (["--time-limit", "0"], "--time-limit must be a positive number"),
+    "memory_limit": (["--memory-limit", "-5"], "--memory-limit must be a positive number"),
+    "json_folder_missing": (["--json", "/nonexistent/x.json"], "folder /nonexistent does not"),
+    "gradescope_is_folder": (["--gradescope", "."], "is a folder; name a file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_exit_2_with_one_line_before_any_grading(tmp_path, case):
+    arguments, message = BAD_ARGUMENTS[case]
+    done = autograder("grade", write("reference", tmp_path), *arguments)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""  # no scorecard: nothing was graded
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_an_output_file_may_not_overwrite_the_submission(tmp_path):
+    submission = write("reference", tmp_path)
+    done = autograder("grade", submission, "--json", submission)
+    assert done.returncode == 2 and "would overwrite the submission" in done.stderr
+    assert submission.read_text() == render("reference")
+
+
+def test_grade_on_a_folder_points_to_batch_and_batch_on_a_file_points_to_grade(tmp_path):
+    folder = autograder("grade", tmp_path)
+    assert folder.returncode == 2 and "is a folder" in folder.stderr
+    assert "python -m autograder batch" in folder.stderr
+    single = autograder("batch", write("reference", tmp_path), "--out", tmp_path / "g.csv")
+    assert single.returncode == 2 and "python -m autograder grade" in single.stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--time-limit", "-2"], "--time-limit must be a positive number"),
+    (["--out", "/nonexistent/grades.csv"], "folder /nonexistent does not exist"),
+])
+def test_batch_checks_its_arguments_before_grading(tmp_path, arguments, message):
+    (tmp_path / "class").mkdir()
+    write("reference", tmp_path / "class").rename(tmp_path / "class" / "alice.py")
+    done = autograder("batch", tmp_path / "class", "--out", tmp_path / "g.csv", *arguments)
+    assert done.returncode == 2 and message in done.stderr and done.stdout == ""
+    assert not (tmp_path / "g-feedback").exists()
+
+
 def test_a_fake_results_file_written_by_the_submission_changes_nothing(tmp_path):
     results = tmp_path / "results.json"
     done = autograder("grade", write("fake_results_file", tmp_path), "--only", "fit",
@@ -60,18 +112,53 @@ def test_batch_grades_a_class_with_broken_submissions(tmp_path):
     notebook = jupytext.reads(render("no_shuffle"), fmt="py:percent")
     jupytext.write(notebook, class_dir / "bob" / "01_mnist_dnn.ipynb")
     (class_dir / "dave.ipynb").write_text("{ this is not a notebook")
+    write("reference", class_dir).rename(class_dir / "dave.py")  # the notebook is graded
     out = tmp_path / "grades.csv"
     done = autograder("batch", class_dir, "--out", out, "--workers", "2")
     assert done.returncode == 1, done.stdout + done.stderr  # carol could not be graded
+    assert "dave: graded dave.ipynb, ignored dave.py" in done.stdout
     rows = {row["student"]: row for row in csv.DictReader(open(out))}
     assert sorted(rows) == ["alice", "bob", "carol", "dave"]
-    assert float(rows["alice"]["score"]) == 25
-    assert float(rows["bob"]["score"]) == 24 and float(rows["bob"]["fit_reshuffles"]) == 0
+    assert rows["alice"]["score"] == rows["alice"]["max_score"] == "25"
+    assert rows["bob"]["score"] == "24" and rows["bob"]["fit_reshuffles"] == "0"
+    assert rows["bob"]["output_shape"] == "2"
     assert rows["carol"]["error"].startswith("could not grade") and rows["carol"]["score"] == "0"
-    assert float(rows["dave"]["score"]) == 0 and rows["dave"]["error"] == ""
+    assert rows["carol"]["output_shape"] == "0" and rows["carol"]["max_score"] == "25"
+    assert rows["dave"]["score"] == "0" and rows["dave"]["error"] == ""
     feedback = tmp_path / "grades-feedback"
     assert "score 25/25" in (feedback / "alice.txt").read_text()
-    assert "could not read dave.ipynb" in (feedback / "dave.txt").read_text()
+    dave = (feedback / "dave.txt").read_text()
+    assert "could not read dave.ipynb" in dave and "note: graded dave.ipynb, ignored dave.py" in dave
+
+
+def test_batch_prefers_a_notebook_then_the_shallowest_file_and_says_so(tmp_path):
+    for name in ["dave.py", "dave.ipynb", "erin/work/old.ipynb", "erin/final.ipynb",
+                 "erin/.ipynb_checkpoints/final-checkpoint.ipynb", "erin/helper.py",
+                 "frank.py", "grades-feedback/frank.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = find_submissions(tmp_path, ignore=[tmp_path / "grades-feedback"])
+    assert sorted(found) == ["dave", "erin", "frank"]
+    assert choose(found["dave"], tmp_path) == (tmp_path / "dave.ipynb", (
+        "graded dave.ipynb, ignored dave.py (one file per student: a notebook before a .py, "
+        "then the first by name)"))
+    path, note = choose(found["erin"], tmp_path)
+    assert path == tmp_path / "erin" / "final.ipynb"
+    assert note.startswith("graded erin/final.ipynb, ignored erin/work/old.ipynb, erin/helper.py")
+    assert choose(found["frank"], tmp_path) == (tmp_path / "frank.py", "")
+
+
+def test_gradebook_writes_every_number_the_same_way(tmp_path):
+    checks = catalogue()
+    half_point = dataclasses.replace(checks[0], points=0.5)  # output_shape
+    graded = Report("01_mnist_dnn", "bob.py", [CheckResult(half_point, True, "")] + [
+        CheckResult(c, c.group == "model", "") for c in checks[1:]])
+    rows = [reports.gradebook_row("bob", graded), reports.gradebook_row("al", error="no file")]
+    reports.write_gradebook(rows, tmp_path / "g.csv", "01_mnist_dnn")
+    bob, al = sorted(csv.DictReader(open(tmp_path / "g.csv")), key=lambda r: r["student"] != "bob")
+    assert bob["output_shape"] == "0.5" and bob["batch_independence"] == "2"
+    assert bob["fit_zero_grad"] == "0" and bob["score"] == "6.5" and bob["max_score"] == "23.5"
+    assert al["score"] == al["output_shape"] == "0" and al["max_score"] == "25"
 
 
 def test_pytest_suite_runs_one_test_per_check(tmp_path):

@@ -32,12 +32,16 @@ def test_live_mode_probes_the_notebook_objects_and_writes_only_stdout(tmp_path):
     assert "SCORES [8.0, 8.0, 4.0, 0.0, 1.0]" in done.stdout
     assert done.stdout.count("✓") == 6 + 6 + 3 + 1 and "✗" not in done.stdout
     assert "min_test_accuracy" not in done.stdout  # hidden checks only run when graded
+    totals = [line for line in done.stdout.splitlines() if line.endswith(" points")]
+    assert totals == ["model: 8/8 points", "fit: 8/8 points", "accuracy: 4/4 points",
+                      "fit_zero_grad: 1/1 points"]  # no total for the hidden group
 
 
 def test_live_mode_reports_a_bug_with_its_message(tmp_path):
     done = run_live("dropped_last_batch", tmp_path)
     assert "SCORES [8.0, 5.0, 4.0, 0.0, 1.0]" in done.stdout, done.stdout + done.stderr
     assert "✗ fit_visits_every_sample" in done.stdout and "last, partial batch" in done.stdout
+    assert "\nfit: 5/8 points\n" in done.stdout
 
 
 def test_file_mode_grades_once_and_returns_each_groups_points(tmp_path, monkeypatch, capsys):
@@ -53,6 +57,8 @@ def test_file_mode_grades_once_and_returns_each_groups_points(tmp_path, monkeypa
     out, err = capsys.readouterr()
     assert err == ""
     assert "✗ fit_reshuffles" in out and "✓ min_test_accuracy (hidden)" in out
+    assert [line for line in out.splitlines() if not line.startswith(("✓", "✗"))] == [
+        "fit: 7/8 points", "hidden: 5/5 points", "model: 8/8 points"]
     hidden = next(line for line in out.splitlines() if "min_test_accuracy" in line)
     assert "%" not in hidden  # a hidden check shows its verdict and generic message only
 

@@ -102,6 +102,11 @@ def test_missing_or_unsupported_files_are_refused(tmp_path, name):
         load(tmp_path / name)
 
 
+def test_a_folder_is_refused_with_a_pointer_to_batch(tmp_path):
+    with pytest.raises(SubmissionError, match="is a folder.*autograder batch"):
+        load(tmp_path)
+
+
 def test_loading_runs_nothing(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "sub.py"
