@@ -41,8 +41,15 @@ CHECK_CALL = re.compile(r"""(?<![\w.])check\(\s*["']([\w-]+)["']\s*\)""")
 CHECK_IMPORT = "from autograder.selfcheck import check"
 PARAMETERS = "parameters"  # papermill's tag for the cell of run parameters
 
-# Run in this order, as `nbgrader generate_assignment` does (minus checksums and the gradebook).
-STUDENT_PIPELINE = (LockCells, ClearSolutions, ClearHiddenTests, ClearOutput)
+# What replaces a gap (ClearSolutions.code_stub): the nbgrader course's config uses it too, so
+# that `nbgrader generate_assignment` releases the lesson's very cells.
+CODE_STUB = {"python": "# YOUR CODE HERE\n"
+                       'raise NotImplementedError("gap not filled yet: see the TODO above")'}
+
+# Run in this order, as `nbgrader generate_assignment` does (minus checksums and the gradebook),
+# each with its settings.
+STUDENT_PIPELINE = ((LockCells, {}), (ClearSolutions, {"code_stub": CODE_STUB}),
+                    (ClearHiddenTests, {}), (ClearOutput, {}))
 
 # The lesson .py stays readable: no YAML header, no nbgrader metadata (its .ipynb keeps both).
 LESSON_JUPYTEXT = {"formats": PAIR, "notebook_metadata_filter": "-all",
@@ -191,8 +198,8 @@ def student_notebook(annotated, lesson: str) -> nbformat.NotebookNode:
     """The lesson: the annotated solution through nbgrader's preprocessors, plus a header."""
     nb = copy.deepcopy(annotated)
     resources = {}
-    for step in STUDENT_PIPELINE:
-        nb, resources = step().preprocess(nb, resources)
+    for step, settings in STUDENT_PIPELINE:
+        nb, resources = step(**settings).preprocess(nb, resources)
     nb.cells.insert(0, header_cell(lesson))
     nb.metadata["jupytext"] = dict(LESSON_JUPYTEXT)
     return nb

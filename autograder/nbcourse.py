@@ -33,16 +33,19 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     ClearOutput, DeduplicateIds, GetGrades, IgnorePattern,
                                     LimitOutput, OverwriteKernelspec, SaveAutoGrades)
 
-from autograder.nbgrader_preprocessors import ExecuteWithGrader, RestoreCells, SetParameters
+from autograder.nbgrader_preprocessors import (ExecuteWithGrader, GradeTestCells, RestoreCells,
+                                               SetParameters)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = "mnist"
 
 # Seconds per cell (nbgrader's default, 30, is shorter than a training cell on a laptop CPU).
-# The first test cell also grades the whole notebook in the sandbox, whose own limits stop a
-# too-slow submission well before this; the timeout is the backstop for a student's cell
-# that never ends.
+# The timeout is the backstop for a student's cell that never ends; grading itself happens
+# outside the kernel (GradeTestCells), in the sandbox, under the grader's own limits.
 c.Execute.timeout = {timeout}
+
+# What replaces a gap in the released notebook: the same as lessons/ (autograder/course.py).
+c.ClearSolutions.code_stub = {code_stub!r}
 
 # Autograde, step 1 (sanitize): nbgrader's default pipeline; OverwriteCells restores every
 # locked cell and test cell a student edited, RestoreCells also puts deleted test cells back.
@@ -55,12 +58,14 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.OverwriteCells.add_missing_cells = True
 
-# Autograde, step 2 (run and score): nbgrader's default pipeline with two changes.
+# Autograde, step 2 (run and score): nbgrader's default pipeline with three changes.
 c.Autograde.autograde_preprocessors = [
     SetParameters,      # rewrite the `parameters` cell (below): the student's training runs short
-    ExecuteWithGrader,  # nbgrader's Execute + AUTOGRADER_SUBMISSION=<this notebook>, so each
-                        # check("<group>") test cell grades this file exactly like
-                        # `python -m autograder grade`, and returns its points (partial credit)
+    ExecuteWithGrader,  # nbgrader's Execute, except the check("<group>") calls of the test cells
+    GradeTestCells,     # grades this notebook file here, in nbgrader's process, exactly like
+                        # `python -m autograder grade`, and OVERWRITES each test cell's output:
+                        # ✓/✗ lines + the group's points (partial credit). Nothing the student's
+                        # kernel printed, or failed to print, in a test cell counts.
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -70,8 +75,8 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.SetParameters.values = {parameters!r}
 
-# A test cell scores 0 when anything reaches its stderr. Output written straight to file
-# descriptor 2 (C extensions, child processes) stays in nbgrader's log instead of the cell.
+# Output written straight to file descriptor 2 (C extensions, child processes) stays in
+# nbgrader's log instead of the student's cells.
 c.Execute.extra_arguments = ["--IPKernelApp.capture_fd_output=False"]
 
 # Feedback: nbgrader's default pipeline + ClearHiddenTests, so the returned HTML shows the
@@ -103,7 +108,9 @@ def build(course_dir=COURSE_DIR, notebooks=None):
 
         notebooks = {lesson: annotated_notebook(lesson) for lesson in LESSONS}
     course_dir.mkdir(parents=True, exist_ok=True)
-    config = CONFIG.format(timeout=TIMEOUT_S, parameters=PARAMETERS)
+    from autograder.course import CODE_STUB
+
+    config = CONFIG.format(timeout=TIMEOUT_S, parameters=PARAMETERS, code_stub=CODE_STUB)
     (course_dir / "nbgrader_config.py").write_text(config)
     for lesson, nb in notebooks.items():
         folder = course_dir / "source" / lesson
@@ -144,9 +151,20 @@ def grade(course_dir=COURSE_DIR, assignment=LESSONS[0]):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder.nbcourse",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["build", "grade"])
-    parser.add_argument("--course-dir", type=Path, default=COURSE_DIR, help="default: %(default)s")
-    parser.add_argument("--assignment", default=LESSONS[0], help="for grade (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,grade}")
+    build_cmd = commands.add_parser(
+        "build", help="write DIR/nbgrader_config.py and DIR/source/ from solutions/",
+        description="Write DIR/nbgrader_config.py and DIR/source/<lesson>/<lesson>.ipynb from "
+                    "solutions/. Never touches the gradebook, submitted/, autograded/ or "
+                    "feedback/.")
+    grade_cmd = commands.add_parser(
+        "grade", help="autograde every submission, write feedback and DIR/grades.csv",
+        description="In DIR: nbgrader generate_assignment (if release/ is missing), autograde "
+                    "--force, generate_feedback --force, export --to grades.csv.")
+    for command in (build_cmd, grade_cmd):
+        command.add_argument("--course-dir", type=Path, default=COURSE_DIR, metavar="DIR",
+                             help="the course folder (default: %(default)s)")
+    grade_cmd.add_argument("--assignment", default=LESSONS[0], help="default: %(default)s")
     args = parser.parse_args(argv)
     if args.command == "build":
         print(f"course built in {build(args.course_dir)}")

@@ -135,13 +135,13 @@ class MyModel(nn.Module):
         super().__init__()
         # TODO (gap 1): create three nn.Linear layers: 784 → 100, 100 → 100 and 100 → 10.
         # YOUR CODE HERE
-        raise NotImplementedError()
+        raise NotImplementedError("gap not filled yet: see the TODO above")
 
     def forward(self, x):
         # TODO (gap 1): flatten x to (B, 784), apply the layers with a ReLU after each hidden
         #   layer, and return the (B, 10) logits — no softmax.
         # YOUR CODE HERE
-        raise NotImplementedError()
+        raise NotImplementedError("gap not filled yet: see the TODO above")
 
 
 model = MyModel()
@@ -206,7 +206,7 @@ def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH
         #   (the last one may be smaller): move its images and labels to `device`, zero the
         #   gradients, forward, loss, backward, optimizer step.
         # YOUR CODE HERE
-        raise NotImplementedError()
+        raise NotImplementedError("gap not filled yet: see the TODO above")
         scheduler.step()
         # 10,000 training images draw the same curves as 60,000, for a sixth of the cost
         train_loss, train_accuracy = evaluate(model, x_train[:10_000], y_train[:10_000], loss_fn)
@@ -242,7 +242,7 @@ def accuracy(model, x, y, chunk_size=1000):
     #   chunk, move the images to the model's device and count those whose argmax over the 10
     #   logits equals the label; restore the model's mode; return correct / len(x).
     # YOUR CODE HERE
-    raise NotImplementedError()
+    raise NotImplementedError("gap not filled yet: see the TODO above")
 
 
 # %%

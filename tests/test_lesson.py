@@ -52,7 +52,9 @@ def test_three_gaps_with_their_hints_and_no_answers():
     assert sorted(gaps) == ["gap1", "gap2", "gap3"]
     for grade_id, cell in gaps.items():
         assert f"# TODO (gap {grade_id[-1]}):" in cell.source
-        assert "# YOUR CODE HERE\n" in cell.source and "raise NotImplementedError()" in cell.source
+        stub, lines = course.CODE_STUB["python"].split("\n"), cell.source.split("\n")
+        assert any([line.strip() for line in lines[i:i + len(stub)]] == stub
+                   for i in range(len(lines))), cell.source
     text = course.lesson_path(LESSON, ".ipynb").read_text()
     for answer in ("SOLUTION", "HIDDEN TESTS", "nn.Linear(28 * 28", "loss_fn(model(x), y)",
                    'check("hidden")', "correct += "):
@@ -135,6 +137,9 @@ def test_lesson_runs_until_its_first_gap(tmp_path, monkeypatch):
     code = [c for c in nb.cells if c.cell_type == "code"]
     failed = [c for c in code if any(o.output_type == "error" for o in c.get("outputs", []))]
     assert [c.metadata["nbgrader"]["grade_id"] for c in failed] == ["gap1"]
+    [raised] = [o for o in failed[0].outputs if o.output_type == "error"]
+    assert (raised.ename, raised.evalue) == ("NotImplementedError",
+                                             "gap not filled yet: see the TODO above")
     first_gap = code.index(failed[0])
     assert all(c.execution_count for c in code[:first_gap + 1])
     assert not any(c.execution_count for c in code[first_gap + 1:])

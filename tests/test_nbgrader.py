@@ -19,8 +19,11 @@ import nbformat
 import pytest
 from submissions.catalogue import render
 
+import autograder.grading
+
 from autograder import nbcourse
-from autograder.nbgrader_preprocessors import set_parameters
+from autograder.checks import CheckResult, catalogue
+from autograder.nbgrader_preprocessors import GradeTestCells, set_parameters, without_check_calls
 
 REPO = Path(__file__).resolve().parent.parent
 LESSON = "01_mnist_dnn"
@@ -28,6 +31,10 @@ BUGGY = {  # student id (no "_": the LMS file names use it as separator) -> cata
     "softmaxdim0": "softmax_dim0",    # the original's bug: fails batch_independence and hidden
     "accuracycount": "accuracy_count",  # partial credit inside a group: 1 of its 4 points
 }
+# replaces `check` in its kernel, so that the test cells print nothing and return nothing (which
+# nbgrader alone would score as full marks); gaps 2 and 3 unfilled
+CHEAT = ("import autograder.selfcheck as _s\n_s.check = lambda *a, **k: None\n\n"
+         "class MyModel(nn.Module):\n    pass\n")
 CHECK_CALL = re.compile(r"""^\s*check\(\s*["'](\w+)["']\s*\)\s*$""", re.M)
 # the line check() prints per check: "✓ output_shape [2/2] ..."
 CHECK_LINE = re.compile(r"^([✓✗]) (\w+)(?: \(hidden\))? \[([\d.]+)/([\d.]+)\]", re.M)
@@ -55,7 +62,12 @@ def test_build_writes_config_and_notebook_only(tmp_path):
 
     c = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
     assert c.Execute.timeout > 30  # nbgrader's default would cut training cells short
-    assert c.Autograde.autograde_preprocessors[:2] == [SetParameters, ExecuteWithGrader]
+    from autograder.course import CODE_STUB
+    from autograder.nbgrader_preprocessors import GradeTestCells
+
+    assert c.Autograde.autograde_preprocessors[:3] == [SetParameters, ExecuteWithGrader,
+                                                       GradeTestCells]
+    assert c.ClearSolutions.code_stub == CODE_STUB  # the release is the lesson
     assert RestoreCells in c.Autograde.sanitize_preprocessors and c.OverwriteCells.add_missing_cells
     assert ClearHiddenTests in c.GenerateFeedback.preprocessors
 
@@ -66,6 +78,76 @@ def test_build_refuses_a_stray_file_in_source(tmp_path):
     (tmp_path / "source" / LESSON / f"{LESSON}.py").write_text("answers = 42\n")
     with pytest.raises(RuntimeError, match="released to students"):
         nbcourse.build(tmp_path, {LESSON: nb})
+
+
+def test_build_and_grade_have_their_own_help(capsys):
+    for command in ("build", "grade"):
+        with pytest.raises(SystemExit) as done:
+            nbcourse.main([command, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: python -m autograder.nbcourse {command} ")
+        assert ("--assignment" in out) == (command == "grade")
+
+
+def test_test_cells_run_their_import_but_not_their_check():
+    source = ('### BEGIN HIDDEN TESTS\nfrom autograder.selfcheck import check\n\ncheck("hidden")'
+              "\n###")
+    assert without_check_calls(source) == (
+        "### BEGIN HIDDEN TESTS\nfrom autograder.selfcheck import check\n\n###")
+
+
+def test_test_cells_run_in_the_kernel_without_their_check_call(tmp_path):
+    from autograder.nbgrader_preprocessors import ExecuteWithGrader
+
+    test_cell = nbformat.v4.new_code_cell('import math\ncheck("model")')
+    test_cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "check_model",
+                                      "points": 8}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def check(g): 1 / 0"),
+                                         test_cell, nbformat.v4.new_code_cell("math.pi")])
+    nb, _ = ExecuteWithGrader(timeout=60).preprocess(
+        nb, {"metadata": {"path": str(tmp_path), "name": LESSON}})
+    assert nb.cells[1].source == 'import math\ncheck("model")'  # the cell itself is unchanged
+    assert nb.cells[1].outputs == [] and nb.cells[1].execution_count == 2  # no ZeroDivisionError
+    assert nb.cells[2].outputs[0].data["text/plain"].startswith("3.14")  # its import ran
+
+
+def test_test_cell_outputs_are_the_graders_whatever_the_kernel_wrote(tmp_path, monkeypatch):
+    """Whatever the kernel left in a test cell (nothing, a fake 8.0, stderr) is replaced."""
+    failing = {"batch_independence", "min_test_accuracy"}
+    results = [CheckResult(check, check.id not in failing, f"secret details of {check.id}")
+               for check in catalogue(LESSON)]
+    graded = []
+
+    def fake_grade(path, lesson):
+        graded.append((path, lesson))
+        return autograder.grading.Report(lesson, str(path), results)
+
+    monkeypatch.setattr(autograder.grading, "grade", fake_grade)
+    new = nbformat.v4
+    cells = [new.new_code_cell("x = 1"), new.new_code_cell('check("model")'),
+             new.new_code_cell('### BEGIN HIDDEN TESTS\ncheck("hidden")\n### END HIDDEN TESTS')]
+    for cell, (grade_id, points) in zip(cells[1:], [("check_model", 8), ("check_hidden", 5)]):
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                     "grade_id": grade_id, "points": points}
+    cells[1].outputs = [new.new_output("execute_result", data={"text/plain": "8.0"}),
+                        new.new_output("stream", name="stderr", text="oops")]
+    nb = new.new_notebook(cells=cells)
+    resources = {"metadata": {"path": str(tmp_path), "name": LESSON}}
+    nb, _ = GradeTestCells().preprocess(nb, resources)
+    assert graded == [(str(tmp_path / f"{LESSON}.ipynb"), LESSON)]  # once for the notebook
+    assert cells[0].outputs == []
+    model, hidden = cells[1].outputs, cells[2].outputs
+    assert [o.output_type for o in model] == ["stream", "execute_result"] == [
+        o.output_type for o in hidden]
+    assert model[0].name == "stdout" and model[1].data["text/plain"] == "6.0"
+    assert "✗ batch_independence [0/2]" in model[0].text and "model: 6/8 points" in model[0].text
+    assert hidden[1].data["text/plain"] == "0.0"
+    assert "✗ min_test_accuracy (hidden) [0/5]" in hidden[0].text
+    assert "secret details" not in hidden[0].text  # hidden checks: student-facing text only
+
+    from nbgrader.utils import determine_grade
+    assert [determine_grade(cell)[0] for cell in cells[1:]] == [6.0, 0.0]
 
 
 # --- the class ----------------------------------------------------------------------------------
@@ -122,6 +204,11 @@ def make_class(release, annotated):
         cell.source = cell.source.replace('check("model")', "8.0")
     tampered.cells = [c for c in tampered.cells if "HIDDEN TESTS" not in c.source]
     students["tampered"] = tampered
+    cheat = nbformat.from_dict(release)
+    for cell in cheat.cells:
+        if cell.cell_type == "code" and "class MyModel" in cell.source:
+            cell.source = CHEAT
+    students["cheat"] = cheat
     return students
 
 
@@ -248,6 +335,20 @@ def test_unfilled_lesson_and_buggy_submissions_lose_points(course):
     for student in ["unfilled", *BUGGY]:
         grades = nbgrader_grades(course["root"], student)
         assert sum(s for s, _ in grades.values()) < sum(m for _, m in grades.values()), student
+
+
+def test_replacing_check_in_the_kernel_gains_nothing(course):
+    grades = nbgrader_grades(course["root"], "cheat")
+    total, most = sum(s for s, _ in grades.values()), sum(m for _, m in grades.values())
+    assert total == pytest.approx(course["cli"]["cheat"]["score"]) and total < most / 2, grades
+
+
+def test_test_cell_outputs_come_from_the_grader_not_the_kernel(course):
+    for student in course["students"]:
+        for cell in autograded(course, student).cells:
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                kinds = [(o.output_type, o.get("name")) for o in cell.outputs]
+                assert kinds == [("stream", "stdout"), ("execute_result", None)], (student, kinds)
 
 
 def test_tampered_test_cells_are_graded_by_the_originals(course):
