@@ -2,6 +2,9 @@
 
     load (submission.py) → run the probes the chosen checks need (sandbox.py, or in-process
     for a live notebook) → judge each check here, in the grader's process → Report.
+
+What a probe exports for the grader to run (the trained model's TorchScript graph) is run in
+a second, clean child under the same limits, never in the grader's process (see CLEAN).
 """
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import torch
+
 from autograder import submission as submissions
 from autograder.checks import DEFAULT_LESSON, CheckResult, Verdict, lesson_module, select
 from autograder.explain import Context
-from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox import CLEAN_PLAN, Limits, Sandbox
 
 
 @dataclass
@@ -78,15 +83,45 @@ def _sandboxed(sub, lesson, checks, limits, ctx, module, seed) -> tuple[dict, fl
     defined = sub.defined()
     outcomes = {probe: _missing(names, defined) for probe, names in needs.items()}
     runnable = [probe for probe, outcome in outcomes.items() if outcome is None]
-    startup = 0.0
-    if runnable:
-        with Sandbox(sub.plan(), lesson, limits) as box:
-            for probe in runnable:
-                factor = module.TIME_FACTOR.get(probe, 1)
-                outcomes[probe] = box.run(probe, limits.time_s * factor, seed)
-            ctx.define_errors = box.define_errors
-            startup = box.startup_seconds
+    clean = {p: q for p, q in getattr(module, "CLEAN", {}).items() if p in runnable}
+    if not runnable:
+        return outcomes, 0.0
+    with Sandbox(sub.plan(), lesson, limits) as box, _clean_box(clean, lesson, limits) as spare:
+        for probe in runnable:
+            outcomes[probe] = box.run(probe, _time_limit(module, probe, limits), seed)
+            if probe in clean:
+                _evaluate_cleanly(outcomes[probe], clean[probe], spare, module, limits, seed)
+        ctx.define_errors = box.define_errors
+        startup = box.startup_seconds + (spare.startup_seconds if spare else 0.0)
     return outcomes, startup
+
+
+def _time_limit(module, probe: str, limits: Limits) -> float:
+    return limits.time_s * module.TIME_FACTOR.get(probe, 1)
+
+
+def _clean_box(clean: dict, lesson: str, limits: Limits):
+    """A second child, running none of the student's code, started now so that its start-up
+    (importing torch) overlaps the student's probes; None when no probe needs it."""
+    return Sandbox(CLEAN_PLAN, lesson, limits) if clean else contextlib.nullcontext()
+
+
+def _evaluate_cleanly(outcome: dict, probe: str, box: Sandbox, module, limits, seed) -> None:
+    """Hand the blob a probe exported (e.g. a traced model) to `probe` in the clean child; its
+    outcome goes into the first probe's data as "evaluation"."""
+    data = outcome.get("data") if outcome["ok"] else None
+    if not isinstance(data, dict) or "blob" not in data:
+        return
+    blob = data.pop("blob")
+    if not (isinstance(blob, torch.Tensor) and blob.dtype == torch.uint8 and blob.dim() == 1):
+        data["evaluation"] = {"ok": False, "seconds": 0.0,
+                              "error": {"type": "Malformed", "message": "not a byte string"}}
+        return
+    path = box.workdir / "blob.bin"
+    path.write_bytes(blob.numpy().tobytes())
+    data["evaluation"] = box.run(probe, _time_limit(module, probe, limits), seed,
+                                 {"path": str(path)})
+    outcome["seconds"] += data["evaluation"]["seconds"]
 
 
 def _missing(names, defined):

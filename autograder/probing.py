@@ -1,6 +1,6 @@
 """Helpers shared by every probe, in the sandbox child and in a student's live kernel.
 
-A probe is a function `(namespace, data) -> plain data` (dicts, lists, numbers, tensors).
+A probe is a function `(namespace, **args) -> plain data` (dicts, lists, numbers, tensors).
 It never decides a score; the judges do that in the grader's own process.
 """
 from __future__ import annotations
@@ -68,12 +68,13 @@ def part(fn):
         return {"ok": False, "error": describe(error)}
 
 
-def run_probe(probe, ns: dict, seed: int = 0) -> dict:
-    """{"ok": True, "data": ..., "seconds": s} or {"ok": False, "error": {...}, "seconds": s}."""
+def run_probe(probe, ns: dict, seed: int = 0, args: dict | None = None) -> dict:
+    """{"ok": True, "data": ..., "seconds": s} or {"ok": False, "error": {...}, "seconds": s}.
+    `args` are the probe's keyword arguments, if it takes any."""
     start = time.perf_counter()
     try:
         with seeded(seed):
-            outcome = {"ok": True, "data": probe(ns)}
+            outcome = {"ok": True, "data": probe(ns, **(args or {}))}
     except (Exception, SystemExit) as error:
         outcome = {"ok": False, "error": describe(error)}
     outcome["seconds"] = time.perf_counter() - start

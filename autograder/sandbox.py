@@ -4,6 +4,11 @@ One child serves all probes of a submission (importing torch costs seconds); a p
 times out, exhausts memory or kills the process fails alone, and the next probe gets a fresh
 child. The child's stdout/stderr are drained into small buffers and never parsed: results
 come back only on a private pipe, as frames the grader validates (see `wire`).
+
+No process the student starts outlives the sandbox: the child makes itself the subreaper of
+everything it starts (an orphan that calls setsid() stays in its tree), each sandbox tags its
+processes' environment with a token, and closing stops then kills the whole tree and every
+tagged process. The memory limit applies to the tree's sum.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from pathlib import Path
 from autograder.wire import FrameReader, MalformedFrame
 
 REPO = Path(__file__).resolve().parent.parent
+MARKER = "MNIST_GRADER_SANDBOX"  # env var naming the sandbox a process belongs to
+CLEAN_PLAN = {"statements": [], "filename": "<grader>", "clean": True}  # runs no student code
 
 
 @dataclass
@@ -60,9 +67,10 @@ class Sandbox:
         self.plan_path = self.workdir / "plan.json"
         self.plan_path.write_text(json.dumps(plan))
         self.proc = None
+        self.token = secrets.token_hex(8)
         self.start_error = None   # a child that cannot even start: every probe fails with it
         self.define_errors = {}
-        self.startup_seconds = 0.0  # importing torch and defining the submission, all children
+        self.startup_seconds = 0.0  # waiting for children to import torch and define the file
 
     def __enter__(self):
         self.spawn()
@@ -80,7 +88,8 @@ class Sandbox:
                str(self.plan_path), self.lesson, str(self.limits.memory_mb)]
         self.proc = subprocess.Popen(cmd, pass_fds=(req_r, res_w), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=self.workdir, env=child_env(), start_new_session=True)
+                                     cwd=self.workdir, env={**child_env(), MARKER: self.token},
+                                     start_new_session=True)
         os.close(req_r)
         os.close(res_w)
         self.reader = FrameReader()
@@ -89,8 +98,9 @@ class Sandbox:
         self.spawned = time.monotonic()
 
     def _wait_ready(self) -> dict | None:
+        waiting = time.monotonic()
         reply = self._receive(self.spawned + self.limits.startup_s, self.limits.startup_s)
-        self.startup_seconds += time.monotonic() - self.spawned
+        self.startup_seconds += time.monotonic() - waiting  # a child started early costs less
         if "error" in reply:
             self.start_error = dict(reply["error"], phase="loading")
             self._kill()
@@ -99,22 +109,14 @@ class Sandbox:
         return None
 
     def close(self) -> None:
+        """Results are in: end the child and all it started (the tree goes while it is whole)."""
         if self.proc is not None:
-            os.close(self.req)  # end of requests: the child leaves its loop and exits
-            self.req = None
-            try:
-                self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
             self._kill()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _kill(self) -> None:
         """End the child and anything it started; release its pipes."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        end_processes(self.proc.pid, self.token)
         self.proc.wait()
         for tail, stream in zip(self.tails, (self.proc.stdout, self.proc.stderr)):
             tail.thread.join(timeout=1)
@@ -127,8 +129,9 @@ class Sandbox:
 
     # ------------------------------------------------------------------ probes
 
-    def run(self, probe: str, timeout: float, seed: int = 0) -> dict:
-        """{"ok": True, "data": ...} or {"ok": False, "error": {...}}, plus "seconds"."""
+    def run(self, probe: str, timeout: float, seed: int = 0, args: dict | None = None) -> dict:
+        """{"ok": True, "data": ...} or {"ok": False, "error": {...}}, plus "seconds".
+        `args` (plain JSON) are passed to the probe as keyword arguments."""
         if self.start_error:
             return {"ok": False, "error": self.start_error, "seconds": 0.0}
         if self.proc is None:
@@ -137,7 +140,8 @@ class Sandbox:
             return {"ok": False, "error": self.start_error, "seconds": 0.0}
         start = time.monotonic()
         nonce = secrets.token_hex(8)
-        request = json.dumps({"probe": probe, "nonce": nonce, "seed": seed}) + "\n"
+        request = json.dumps({"probe": probe, "nonce": nonce, "seed": seed,
+                              "args": args or {}}) + "\n"
         try:
             os.write(self.req, request.encode())
             reply = self._receive(start + timeout, timeout)
@@ -162,7 +166,7 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return {"error": {"type": "Timeout", "limit": limit}}
-            if anonymous_mb(self.proc.pid) > self.limits.memory_mb:
+            if tree_mb(self.proc.pid) > self.limits.memory_mb:
                 return {"error": {"type": "MemoryLimit", "limit": self.limits.memory_mb}}
             readable, _, _ = select.select([self.res], [], [], min(0.1, remaining))
             if readable:
@@ -198,6 +202,80 @@ def _check_reply(reply: dict, nonce: str) -> dict:
     if not valid:
         return {"ok": False, "error": {"type": "Malformed", "message": "unexpected reply"}}
     return {key: outcome[key] for key in ("ok", "data", "error") if key in outcome}
+
+
+# ---------------------------------------------------------------------- the child's processes
+
+def processes() -> dict[int, int]:
+    """pid -> parent pid of every process we can see (empty where /proc is missing)."""
+    parents = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+    return parents
+
+
+def descendants(root: int, parents: dict[int, int] | None = None) -> set[int]:
+    """root and every process below it."""
+    parents = processes() if parents is None else parents
+    children = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += children.get(pid, [])
+    return found
+
+
+def tagged(token: str, pids) -> set[int]:
+    """The processes whose environment carries this sandbox's token (left its tree or not)."""
+    needle = f"{MARKER}={token}".encode()
+    found = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def end_processes(root: int, token: str) -> None:
+    """Stop the tree under `root` and every tagged process until no new one appears (a stopped
+    process cannot fork), then kill them all."""
+    stopped = set()
+    for _ in range(20):
+        parents = processes()
+        found = (descendants(root, parents) | tagged(token, parents)) - stopped
+        if not found:
+            break
+        for pid in found:
+            _signal(pid, signal.SIGSTOP)
+        stopped |= found
+    _signal(-root, signal.SIGKILL)  # the child's own group (also where /proc is missing)
+    for pid in stopped | {root}:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def tree_mb(root: int) -> float:
+    """Anonymous resident memory of a process and all its descendants."""
+    return sum(anonymous_mb(pid) for pid in descendants(root))
 
 
 def anonymous_mb(pid: int) -> float:

@@ -1,12 +1,16 @@
 """The sandbox child: `python -m autograder.worker REQ_FD RES_FD PLAN LESSON MEMORY_MB`.
 
-It limits its own resources, defines the submission's kept statements one by one, reports
-"ready", then answers each probe request on the private channel. Everything the student's
+It limits its own resources, becomes the subreaper of whatever it starts (so the grader finds
+and ends every process of the student's, see `sandbox.end_processes`), defines the submission's
+kept statements one by one, reports "ready", then answers each probe request on the private
+channel. A "clean" plan defines nothing: that child only runs the grader's own code on what
+another child exported (see the lesson's CLEAN probes). Everything the student's
 code prints goes to stdout/stderr, which the grader drains and never reads results from.
 """
 from __future__ import annotations
 
 import builtins
+import ctypes
 import faulthandler
 import importlib
 import json
@@ -16,6 +20,8 @@ import signal
 import sys
 
 STATEMENT_SECONDS = 10  # defining one top-level statement (a class, an import) may take this
+EXTRA_PROCESSES = 256   # processes and threads the student may add (not enforced for root)
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def limit_resources(memory_mb: int) -> None:
@@ -24,6 +30,38 @@ def limit_resources(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))          # a segfault leaves no core file
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2 ** 20, 64 * 2 ** 20))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
+
+
+def become_subreaper() -> None:
+    """Orphans of the processes started here are re-parented to this process, not to init."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the grader still kills the tagged processes
+        pass
+
+
+def limit_processes() -> None:
+    """RLIMIT_NPROC counts every task of the user (root is exempt): allow a margin over now."""
+    if os.geteuid() == 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    limit = _user_tasks() + EXTRA_PROCESSES
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+
+def _user_tasks() -> int:
+    uid, count = str(os.getuid()), 0
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if fields["Uid"].split()[0] == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
 
 
 def define(plan: dict, describe) -> tuple[dict, dict]:
@@ -74,7 +112,8 @@ def serve(requests, res_fd: int, probes: dict, ns: dict) -> None:
     for line in requests:
         request = json.loads(line)
         try:
-            outcome = probing.run_probe(probes[request["probe"]], ns, request["seed"])
+            outcome = probing.run_probe(probes[request["probe"]], ns, request["seed"],
+                                        request.get("args"))
         except BaseException as error:  # noqa: B036 -- KeyboardInterrupt raised by the student
             outcome = {"ok": False, "error": probing.describe(error), "seconds": 0.0}
         reply = {"kind": "result", "nonce": request["nonce"], "outcome": outcome}
@@ -90,19 +129,22 @@ def main(argv: list[str]) -> int:
     req_fd, res_fd, plan_path, lesson, memory_mb = argv
     req_fd, res_fd = int(req_fd), int(res_fd)
     limit_resources(int(memory_mb))
+    become_subreaper()
     faulthandler.enable()  # a crash prints its Python traceback: the instructor's details
+    with open(plan_path) as f:
+        plan = json.load(f)
     import torch
 
     torch.set_num_threads(1)
-    warm_up(torch)
+    if not plan.get("clean"):
+        warm_up(torch)
     from autograder import probing
     from autograder.checks import lesson_module
     from autograder.wire import write_frame
 
-    with open(plan_path) as f:
-        plan = json.load(f)
     probing.STUDENT_FILE = plan["filename"]
     probes = importlib.import_module(lesson_module(lesson).PROBES_MODULE).PROBES
+    limit_processes()
     ns, errors = define(plan, probing.describe)
     write_frame(res_fd, {"kind": "ready", "errors": errors})
     with os.fdopen(req_fd, "rb") as requests:

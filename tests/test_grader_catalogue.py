@@ -2,9 +2,11 @@
 fails exactly its intended checks with its specific message, every correct variant passes
 everything, and adversarial submissions are contained.
 
-The whole catalogue is graded once, two submissions at a time (~2 min on two cores).
+The whole catalogue is graded once, two submissions at a time (~3 min on two cores).
 """
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -16,15 +18,25 @@ NAMES = [v.name for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def orphan_file(tmp_path_factory):
+    """Where the orphan_process variant's grandchild writes its pid."""
+    return tmp_path_factory.mktemp("orphan") / "orphan.pid"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, orphan_file):
     folder = tmp_path_factory.mktemp("catalogue")
 
     def one(variant):
         path = write(variant.name, folder)
         return grade(path, public_only=variant.hidden is None, limits=Limits(**variant.limits))
 
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip(NAMES, pool.map(one, VARIANTS)))
+    os.environ["ORPHAN_PID_FILE"] = str(orphan_file)  # the sandbox passes it to the child
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            return dict(zip(NAMES, pool.map(one, VARIANTS)))
+    finally:
+        os.environ.pop("ORPHAN_PID_FILE", None)
 
 
 def messages(report) -> str:
@@ -76,3 +88,29 @@ def test_grading_twice_gives_the_same_report(graded, tmp_path):
 
     assert verdicts(again) == verdicts(first)
     assert again.score == first.score
+
+
+def alive(pid: int) -> bool:
+    """Running, sleeping or stopped; a zombie (killed, not yet reaped) is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_no_process_of_the_student_survives_grading(graded, orphan_file):
+    pid = int(orphan_file.read_text())  # a setsid() grandchild that sleeps 60 s
+    assert not alive(pid)
+
+
+def test_the_traced_model_runs_in_a_child_not_in_the_grader(graded):
+    result = next(r for r in graded["hang_grader"].results if r.check.id == "min_test_accuracy")
+    assert "too slow: testing your trained model" in result.message
+    assert graded["hang_grader"].seconds < 60
+
+
+def test_a_test_set_lookup_gains_nothing(graded):
+    for name in ("lookup_test_set", "lookup_test_set_trained"):
+        result = next(r for r in graded[name].results if r.check.id == "min_test_accuracy")
+        assert not result.passed, result.message

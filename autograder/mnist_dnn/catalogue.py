@@ -24,11 +24,11 @@ CHECKS = (
           fail="each output row sums to 1, so forward returns probabilities: remove the final "
                "softmax — nn.CrossEntropyLoss applies (log-)softmax itself",
           success="forward returns logits (rows do not sum to 1)"),
-    Check("gradients_reach_all_parameters", "every parameter receives a gradient", 1,
+    Check("gradients_reach_all_parameters", "every parameter receives a non-zero gradient", 1,
           "model", "model", j.gradients_reach_all_parameters, MODEL,
-          fail="some parameters receive no gradient: remove .detach()/.data from forward and use "
-               "every layer you define",
-          success="the loss gradient reaches every parameter"),
+          fail="some parameters receive no gradient (or only zeros): remove .detach()/.data "
+               "from forward and use every layer you define",
+          success="a non-zero loss gradient reaches every parameter"),
     Check("initial_loss", "the loss at initialisation is near ln 10", 1,
           "model", "model", j.initial_loss, MODEL,
           fail="the initial loss is far from ln 10 ≈ 2.30: the untrained model should not be "
@@ -64,10 +64,11 @@ CHECKS = (
           fail="call optimizer.zero_grad() before every backward pass",
           success="each step uses only its own batch's gradient"),
     # ---------------------------------------------------------------- gap 3: accuracy
-    Check("accuracy_matches_reference", "accuracy agrees with the grader's", 2,
+    Check("accuracy_matches_reference", "accuracy agrees with the grader's, chunk by chunk", 2,
           "accuracy", "accuracy", j.accuracy_matches_reference, ACCURACY,
-          fail="accuracy does not compute the fraction of correct argmax predictions",
-          success="same value as the grader's accuracy, including a last partial chunk"),
+          fail="accuracy does not compute the fraction of correct argmax predictions, in chunks",
+          success="same value as the grader's accuracy, computed in chunks, including a last "
+                  "partial chunk"),
     Check("accuracy_returns_float", "accuracy returns a Python float in [0, 1]", 1,
           "accuracy", "accuracy", j.accuracy_returns_float, ACCURACY,
           fail="accuracy must return a Python float between 0 and 1",
@@ -90,7 +91,12 @@ GAPS = {"MyModel": 1, "fit": 2, "accuracy": 3}
 WHAT = {"model": "building MyModel and running it on a few batches",
         "fit": "running your fit on 250 images for 3 epochs",
         "accuracy": "running your accuracy on a few small test sets",
-        "hidden": "training your MyModel with your fit on the 60000 training images"}
+        "hidden": "training your MyModel with your fit on the 60000 training images",
+        "hidden_eval": "testing your trained model on the 10000 test images"}
+
+# Probes run in a fresh child that holds none of the student's code, on what another probe
+# exported: "hidden" trains the student's model and exports its graph, "hidden_eval" scores it.
+CLEAN = {"hidden": "hidden_eval"}
 
 # A probe may run this many times the sandbox's time limit (the hidden one trains on 60k images)
 TIME_FACTOR = {"hidden": 3}

@@ -5,6 +5,8 @@ They run in the sandbox child (or in a student's kernel for a self-check) and ne
 from __future__ import annotations
 
 import io
+import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +94,12 @@ def probe_fit(ns: dict) -> dict:
             "batches": log.batches, "steps": log.steps, "foreign_steps": log.foreign_steps,
             "grad_errors": log.grad_errors, "unknown_batches": log.unknown,
             "loss_before": before, "loss_after": model.loss(x, y),
-            "history": describe_history(history)}
+            "history": describe_history(history), "constant": _constant(ns, "BATCH_SIZE")}
+
+
+def _constant(ns: dict, name: str) -> int | None:
+    value = ns.get(name)
+    return value if type(value) is int else None
 
 
 class FitLog:
@@ -166,7 +173,10 @@ def probe_accuracy(ns: dict) -> dict:
 
 def _value(accuracy, n: int, seed: int) -> dict:
     logits, x, y = fx.lookup_case(n, seed)
-    return describe_value(accuracy(fx.LookupModel(logits), x, y))
+    model = fx.LookupModel(logits)
+    value = describe_value(accuracy(model, x, y))
+    value["batches"] = [call["batch"] for call in model.calls]
+    return value
 
 
 def _mode(accuracy, training: bool) -> dict:
@@ -190,34 +200,56 @@ def describe_value(value) -> dict:
 # ----------------------------------------------------------------------------- hidden
 
 def probe_hidden(ns: dict) -> dict:
-    """The student's MyModel trained by the student's fit; exported for the grader to test."""
+    """The student's MyModel trained by the student's fit, exported as a TorchScript graph that
+    a fresh child, running none of the student's code, scores on the test set (hidden_eval)."""
     MyModel, fit = need(ns, "MyModel", "fit")
     data = fx.mnist()
     x, y = data["x_train"].clone(), data["y_train"].clone()
     x_val, y_val = x[:fx.HIDDEN_VAL].clone(), y[:fx.HIDDEN_VAL].clone()
     model = MyModel()
+    before = [p.detach().clone() for p in model.parameters()]
     with replaced(ns, "accuracy", fx.reference_accuracy):
         fit(model, x, y, x_val, y_val, epochs=fx.HIDDEN_EPOCHS, batch_size=fx.HIDDEN_BATCH)
+    changed = sum(not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters()))
     model.eval()
-    return export(model, x[:fx.EXPORT_CHUNK], data["x_test"])
+    return {"parameters": len(before), "changed": changed, **export(model, x[:fx.EXPORT_CHUNK])}
 
 
-def export(model, example, x_test) -> dict:
-    """A traced graph of the trained model (the grader runs it on the test set itself);
-    when tracing fails, the logits on the test set computed here."""
+def export(model, example) -> dict:
+    """{"blob": the traced graph's bytes} or {"trace_error": why tracing failed}."""
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, example, check_trace=False)
-        buffer = io.BytesIO()
-        torch.jit.save(traced, buffer)
-        return {"graph": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
     except Exception as error:
-        trace_error = f"{type(error).__name__}: {str(error)[:300]}"
+        return {"trace_error": f"{type(error).__name__}: {str(error)[:300]}"}
+    return {"blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
+
+
+def probe_hidden_eval(ns: dict, path: str) -> dict:
+    """In a fresh child that holds no student code: the exported graph's predictions on the
+    perturbed test images and on trained-on images (the grader compares them with labels)."""
+    blob = Path(path).read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(io.BytesIO(blob), map_location="cpu")
+    sets = fx.hidden_sets(fx.noise_seed(blob))
     with torch.no_grad():
-        logits = torch.cat([plain(logits_of(model, x_test[i:i + fx.EXPORT_CHUNK]))
-                            for i in range(0, len(x_test), fx.EXPORT_CHUNK)])
-    return {"logits": logits, "trace_error": trace_error}
+        return {name: _predict(module, x) for name, (x, _) in sets.items()}
+
+
+def _predict(module, x) -> torch.Tensor:
+    chunk, predictions = fx.EXPORT_CHUNK, []
+    for i in range(0, len(x), chunk):
+        out = module(x[i:i + chunk])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (chunk, 10):
+            raise ValueError(f"the traced model returned {getattr(out, 'shape', type(out))} "
+                             f"for a batch of {chunk} images instead of ({chunk}, 10)")
+        predictions.append(out.argmax(dim=1).to(torch.uint8))
+    return torch.cat(predictions)
 
 
 PROBES = {"model": probe_model, "fit": probe_fit, "accuracy": probe_accuracy,
-          "hidden": probe_hidden}
+          "hidden": probe_hidden, "hidden_eval": probe_hidden_eval}

@@ -49,6 +49,31 @@ FIT_CHECKS = {"fit_returns_history", "fit_loss_decreases", "fit_visits_every_sam
               "fit_reshuffles", "fit_step_count", "fit_zero_grad"}
 ACCURACY_CHECKS = {"accuracy_matches_reference", "accuracy_returns_float",
                    "accuracy_keeps_mode"}
+BATCH_LOSS = "loss = loss_fn(model(x_train[batch]), y_train[batch])"
+ORPHAN = (  # a grandchild in a session of its own, parented to nobody once its parent exits
+    "class Orphan:\n    import os, time\n    if os.fork() == 0:\n        os.setsid()\n"
+    "        if os.fork() == 0:\n            with open(os.environ.get('ORPHAN_PID_FILE', "
+    "'orphan.pid'), 'w') as f:\n                f.write(str(os.getpid()))\n"
+    "            time.sleep(60)\n        os._exit(0)\n\n\n")
+LOOKUP_MODEL = (  # recognises each exact test image and answers its label (autograder's data)
+    "class MyModel(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.lin = nn.Linear(784, 10)\n        from autograder.datacache import mnist\n"
+    "        d = mnist()\n        g = torch.Generator().manual_seed(1)\n"
+    "        self.register_buffer('r', torch.randn(784, 1, generator=g))\n"
+    "        self.register_buffer('H', d['x_test'].reshape(-1, 784) @ self.r)\n"
+    "        self.register_buffer('Y', d['y_test'].clone())\n\n"
+    "    def forward(self, x):\n        x = x.reshape(len(x), -1)\n"
+    "        best = ((x @ self.r) - self.H.reshape(1, -1)).abs().min(dim=1)\n"
+    "        onehot = nn.functional.one_hot(self.Y[best.indices], 10).float() * 20\n"
+    "        return torch.where((best.values < 1e-3).reshape(-1, 1), onehot, self.lin(x))\n")
+NOOP_FIT = ("def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS,\n"
+            "        batch_size=BATCH_SIZE):\n    history = History()\n    for _ in range(epochs):\n"
+            "        history.record(loss=1.0, accuracy=0.5, val_loss=1.0, val_accuracy=0.5)\n"
+            "    return history\n\n\ndef unused_fit(")
+SPIN_WHEN_TRACED = (  # TorchScript that loops forever on the grader's (noisy) test images only
+    "class Spin(nn.Module):\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+    "        i = 0\n        while bool(x[0, 0] > 0.0):\n            i = i + 1\n"
+    "        return x\n\n\n")
 SHORT = {"time_s": 6.0, "memory_mb": 2000}   # adversarial cases need not wait 20 s
 TIGHT = {"time_s": 4.0, "memory_mb": 2000}   # a huge network: the training probe gets 12 s
 
@@ -85,6 +110,10 @@ VARIANTS = [
         (TOP, TOP + "from shared.device import pick_device\ndevice = pick_device()\n"),
         (ACC_CHUNK, ACC_CHUNK.replace("model(x[i:i + chunk])", "model(x[i:i + chunk].to(device))"))]),
     Variant("missing_import", "correct", [(TOP, TOP + "import seaborn_is_not_installed\n")]),
+    Variant("batches_over_255", "correct", [
+        (BATCH_LOSS, BATCH_LOSS.replace("x_train[batch]", "x_train[batch] / 255"))]),
+    Variant("batches_standardised", "correct", [
+        (BATCH_LOSS, BATCH_LOSS.replace("x_train[batch]", "(x_train[batch] - 0.1307) / 0.3081"))]),
     # ------------------------------------------------------------------ buggy: model
     Variant("softmax_dim0", "buggy", [
         (FORWARD_END, "        return torch.softmax(self.out(x), dim=0)\n")],
@@ -98,6 +127,8 @@ VARIANTS = [
             {"gradients_reach_all_parameters"}, {"gradients_reach_all_parameters": "hidden.weight"}),
     Variant("unused_layer", "buggy", [(INIT_END, INIT_END + "        self.extra = nn.Linear(10, 10)\n")],
             {"gradients_reach_all_parameters"}, {"gradients_reach_all_parameters": "never used"}),
+    Variant("zeroed_layer", "buggy", [(RELU, "        x = torch.relu(self.hidden(x)) * 0\n")],
+            {"gradients_reach_all_parameters"}, {"gradients_reach_all_parameters": "exactly zero"}),
     Variant("scaled_logits", "buggy", [(FORWARD_END, "        return 100 * self.out(x)\n")],
             {"initial_loss"}, {"initial_loss": "ln 10"}),
     Variant("nan_on_blank", "buggy", [(FLATTEN, FLATTEN + "        x = x / x.amax(dim=1, keepdim=True)\n")],
@@ -120,6 +151,11 @@ VARIANTS = [
             {"fit_reshuffles"}, {"fit_reshuffles": "original order"}),
     Variant("shuffle_once", "buggy", [(SHUFFLE, ""), (FIT_HEAD, FIT_HEAD + SHUFFLE.replace("    ", "", 1))],
             {"fit_reshuffles"}, {"fit_reshuffles": "same order"}),
+    Variant("batch_size_constant", "buggy", [
+        (BATCHES + "            batch = permutation[i:i + batch_size]\n",
+         BATCHES.replace("batch_size", "BATCH_SIZE")
+         + "            batch = permutation[i:i + BATCH_SIZE]\n")],
+        {"fit_step_count"}, {"fit_step_count": "not the constant"}),
     Variant("fit_returns_none", "buggy", [("    return history\n", "    return None\n")],
             {"fit_returns_history"}, {"fit_returns_history": "returned None"}),
     # ------------------------------------------------------------------ buggy: accuracy
@@ -130,6 +166,9 @@ VARIANTS = [
             {"accuracy_matches_reference": "number of correct"}),
     Variant("accuracy_tensor", "buggy", [(ACC_CHUNK, ACC_CHUNK.replace(".sum().item()", ".sum()"))],
             {"accuracy_returns_float"}, {"accuracy_returns_float": "Tensor"}),
+    Variant("accuracy_all_at_once", "buggy", [
+        ("def accuracy(model, x, y, chunk=1000):\n", "def accuracy(model, x, y, chunk=100000):\n")],
+        {"accuracy_matches_reference"}, {"accuracy_matches_reference": "in chunks"}),
     Variant("accuracy_no_eval", "buggy", [(ACC_EVAL, "    correct = 0\n")],
             {"accuracy_keeps_mode"}, {"accuracy_keeps_mode": "model.eval()"}),
     Variant("accuracy_no_restore", "buggy", [(ACC_RESTORE, "    return correct / len(x)\n")],
@@ -198,6 +237,17 @@ VARIANTS = [
          "def accuracy(model, x, y, chunk=1000):\n    import os, sys\n"
          "    os.write(int(sys.argv[2]), b'AGF1' + bytes(8) + b'forged')\n")],
         ACCURACY_CHECKS, limits=SHORT),
+    Variant("orphan_process", "adversarial", [(MODEL_CLASS, ORPHAN + MODEL_CLASS)], limits=SHORT),
+    Variant("lookup_test_set", "adversarial", [(MODEL_CLASS, LOOKUP_MODEL), ("def fit(", NOOP_FIT)],
+            None, {"min_test_accuracy": "did not change"}, hidden=False),
+    Variant("lookup_test_set_trained", "adversarial", [(MODEL_CLASS, LOOKUP_MODEL)],
+            None, {"min_test_accuracy": "is below"}, hidden=False),
+    Variant("hang_grader", "adversarial", [
+        (MODEL_CLASS, SPIN_WHEN_TRACED + MODEL_CLASS),
+        (INIT_END, INIT_END + "        self.spin = torch.jit.script(Spin())\n"),
+        (FLATTEN, FLATTEN + "        if torch.jit.is_tracing():\n            x = self.spin(x)\n")],
+        says={"min_test_accuracy": "too slow: testing your trained model"}, hidden=False,
+        limits=SHORT),
 ]
 
 BY_NAME = {v.name: v for v in VARIANTS}
