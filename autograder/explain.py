@@ -77,7 +77,7 @@ class Context:
         gap = self.gaps.get(name)
         which = f"gap {gap}" if gap else "a gap"
         return (f"{which} is not filled yet: {name} still raises NotImplementedError — "
-                f"replace `raise NotImplementedError()` with your code")
+                f"replace the `raise NotImplementedError(...)` line with your code")
 
     def culprit(self, error: dict) -> str | None:
         """The top-level name (class or function) of the innermost student frame."""

@@ -19,10 +19,10 @@
 # from 0 to 9 with its label: 60,000 to train on and 10,000 to test on. The test images are
 # never used to adjust the model, only to measure it.
 #
-# **How this lesson works.** Three cells have a gap marked `# TODO (gap N)`. Replace
-# `raise NotImplementedError()` with your code, run the cell, then run the `check(...)` cell below
-# it: it prints ✓ or ✗ for each check, with a hint when something is wrong. Run the cells in
-# order, from the top.
+# **How this lesson works.** Three cells have a gap marked `# TODO (gap N)`. Replace its
+# `raise NotImplementedError(...)` line with your code, run the cell, then run the `check(...)`
+# cell below it: it prints ✓ or ✗ for each check, with a hint when something is wrong. Run the
+# cells in order, from the top.
 
 # %% [markdown]
 # The next cell holds the run's parameters. It is tagged `parameters`, so that CI and graders can
