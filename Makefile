@@ -31,6 +31,7 @@ nbgrader: venv  ## build the nbgrader course folder from solutions/
 
 bench: data  ## benchmarks: training vs the original, grader speed
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_notebook.py
 	$(PY) benchmarks/bench_grader.py
 
 clean:
