@@ -26,6 +26,7 @@ from traitlets import Dict
 
 from autograder.checks import DEFAULT_LESSON, LESSONS, select
 from autograder.course import CHECK_CALL
+from autograder.report import group_card
 
 
 def notebook_path(resources):
@@ -176,8 +177,7 @@ class GradeTestCells(NbGraderPreprocessor):
                 self.log.warning("Test cell %s is worth %g points, its checks %g: rebuild the "
                                  "course (python -m autograder.nbcourse build)",
                                  cell.metadata["nbgrader"]["grade_id"], points, most)
-            lines = [result.summary(student=True) for result in results]
-            lines.append(f"{group}: {score:g}/{most:g} points")
+            lines = group_card(group, results)
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n"),
                 nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(score))},

@@ -23,6 +23,15 @@ def scorecard(report, student: bool = False) -> str:
     return "\n".join(lines)
 
 
+def group_card(name: str, results) -> list[str]:
+    """What a student reads for a group of checks: each check's line, then the group's total
+    ("model: 5/8 points"). The same in a self-check cell and in nbgrader's test cells."""
+    earned = sum(r.score for r in results)
+    possible = sum(r.max_score for r in results)
+    return ([r.summary(student=True) for r in results]
+            + [f"{name}: {format_points(earned)}/{format_points(possible)} points"])
+
+
 def write_json(report, path) -> None:
     Path(path).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
 

@@ -21,8 +21,9 @@ import hashlib
 import os
 import sys
 
-from autograder.checks import DEFAULT_LESSON, format_points, select
+from autograder.checks import DEFAULT_LESSON, select
 from autograder.grading import grade, grade_namespace, quiet
+from autograder.report import group_card
 
 ENV_VAR = "AUTOGRADER_SUBMISSION"
 _graded: dict[tuple[str, str], object] = {}  # (sha256, lesson) -> Report
@@ -34,13 +35,9 @@ def check(name: str, submission=None, lesson: str = DEFAULT_LESSON) -> float:
         results = _from_file(submission, lesson, name)
     else:
         results = _live(name, lesson)
-    for result in results:
-        print(result.summary(student=True))
-    earned = float(sum(r.score for r in results))
-    possible = float(sum(r.max_score for r in results))
     if results:
-        print(f"{name}: {format_points(earned)}/{format_points(possible)} points")
-    return earned
+        print("\n".join(group_card(name, results)))
+    return float(sum(r.score for r in results))
 
 
 def _from_file(path, lesson: str, name: str):
