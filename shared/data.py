@@ -82,7 +82,7 @@ def bad_files(raw: Path, full: bool = False) -> list[str]:
         elif full or stamp.get(name) != _fingerprint(path):
             if sha256(path) != expected:
                 bad.append(name)
-    _write_stamp(raw, [n for n in SHA256 if n not in bad])
+    _write_stamp(raw, [n for n in SHA256 if n not in bad], stamp)
     return bad
 
 
@@ -93,10 +93,17 @@ def _read_stamp(raw: Path) -> dict:
         return {}
 
 
-def _write_stamp(raw: Path, good: list[str]) -> None:
-    if raw.is_dir():
-        stamp = {name: _fingerprint(raw / name) for name in good}
-        (raw / STAMP).write_text(json.dumps(stamp))
+def _write_stamp(raw: Path, good: list[str], old: dict | None = None) -> None:
+    """Record the verified files; the stamp only saves hashing, so a read-only folder (a data
+    set shared by an instructor, say) just goes without it."""
+    if not raw.is_dir():
+        return
+    stamp = {name: _fingerprint(raw / name) for name in good}
+    if stamp != old:
+        try:
+            (raw / STAMP).write_text(json.dumps(stamp))
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- sources

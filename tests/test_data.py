@@ -86,6 +86,24 @@ def test_cli_prints_summary(mnist):
 
 # --------------------------------------------------------------------------- fetch logic
 
+def test_unwritable_stamp_does_not_stop_loading(copy_of_raw):
+    """A read-only data folder (shared by an instructor) cannot take the stamp; as root a
+    folder is never read-only, so a folder in the stamp's place makes its write fail."""
+    raw = data.raw_dir(copy_of_raw)
+    (raw / data.STAMP).mkdir()
+    assert data.bad_files(raw) == []
+    (_, y_train), _ = data.load_mnist(copy_of_raw, normalize=False)
+    assert len(y_train) == 60000
+
+
+def test_stamp_is_not_rewritten_when_nothing_changed(copy_of_raw):
+    raw = data.raw_dir(copy_of_raw)
+    data.bad_files(raw)
+    before = (raw / data.STAMP).stat().st_mtime_ns
+    data.bad_files(raw)
+    assert (raw / data.STAMP).stat().st_mtime_ns == before
+
+
 def test_present_files_need_no_source(copy_of_raw):
     assert data.ensure_mnist(copy_of_raw, sources=(("never", failing("unused")),)) == \
         "already present"
