@@ -128,18 +128,30 @@ def _caption(i, y, y_pred) -> tuple[str, str]:
 
 # --- training curves -----------------------------------------------------------------------
 
-def plot_history(history, save_as=None):
-    """Loss and accuracy per epoch, training vs validation, side by side."""
+CHANCE_LOSS = math.log(10)  # cross-entropy of a model that gives each of 10 digits 1/10
+
+
+def plot_history(history, held_out="validation", save_as=None):
+    """Loss and accuracy per epoch, training vs held-out data, side by side.
+
+    ``held_out`` names the data the ``val_`` curves were measured on ("test" in lesson 01).
+    The y axes show plain values (no offset such as "1e-5 + 2.293", which makes a flat curve
+    look like it falls), and a dashed line marks ln 10, the loss of a model that guesses.
+    """
     data = dict(history)  # a History or a plain {"loss": [...], ...}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+        for key, label in ((metric, "train"), (f"val_{metric}", held_out)):
             values = list(data.get(key, []))
             marker = "o" if len(values) <= 30 else None
             if values:
                 ax.plot(range(1, len(values) + 1), values, marker=marker, label=label)
+        if metric == "loss":
+            ax.axhline(CHANCE_LOSS, color="gray", linestyle="--", linewidth=1,
+                       label="ln 10 = guessing")
         ax.set(title=metric.capitalize(), xlabel="Epoch", ylabel=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()

@@ -7,6 +7,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import matplotlib  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -83,22 +84,45 @@ def test_images_refuse_a_huge_grid():
 
 # --- plot_history ---------------------------------------------------------------------------
 
-def test_history_plots_train_and_validation_curves():
+def test_history_plots_train_and_held_out_curves():
     h = History()
     for loss, acc in [(1.0, 0.5), (0.5, 0.8), (0.3, 0.9)]:
         h.record(loss=loss, accuracy=acc, val_loss=loss + 0.1, val_accuracy=acc - 0.1)
-    fig = plots.plot_history(h)
+    fig = plots.plot_history(h, held_out="test")
     assert [ax.get_title() for ax in fig.axes] == ["Loss", "Accuracy"]
     loss_ax, acc_ax = fig.axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train", "validation"]
+    assert [line.get_label() for line in loss_ax.lines] == ["train", "test", "ln 10 = guessing"]
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()][:2] == ["train", "test"]
     assert list(loss_ax.lines[0].get_xdata()) == [1, 2, 3]
     assert list(loss_ax.lines[0].get_ydata()) == [1.0, 0.5, 0.3]
     np.testing.assert_allclose(acc_ax.lines[1].get_ydata(), [0.4, 0.7, 0.8])
 
 
+def test_history_curves_are_named_validation_by_default():
+    fig = plots.plot_history({"loss": [1.0], "val_loss": [1.1]})
+    assert [line.get_label() for line in fig.axes[0].lines][:2] == ["train", "validation"]
+
+
+def test_a_stuck_loss_looks_stuck():
+    """A loss that stays at 2.293 (a model that learns nothing) must not look like it falls:
+    no axis offset ("1e-5 + 2.293"), and the dashed ln 10 line sits right beside it."""
+    stuck = [2.29305, 2.29303, 2.29302, 2.29301, 2.29300]
+    fig = plots.plot_history({"loss": stuck, "accuracy": [0.11] * 5})
+    fig.canvas.draw()
+    for ax in fig.axes:
+        formatter = ax.yaxis.get_major_formatter()
+        assert isinstance(formatter, matplotlib.ticker.ScalarFormatter)
+        assert not formatter.get_useOffset() and formatter.get_offset() == ""
+    [chance] = [line for line in fig.axes[0].lines if line.get_label().startswith("ln 10")]
+    assert chance.get_linestyle() == "--"
+    np.testing.assert_allclose(chance.get_ydata(), [np.log(10)] * 2)
+    low, high = fig.axes[0].get_ylim()
+    assert low <= min(stuck) and np.log(10) <= high
+
+
 def test_history_accepts_a_dict_with_training_keys_only():
     fig = plots.plot_history({"loss": [2.0, 1.0], "accuracy": [0.1, 0.6]})
-    assert [len(ax.lines) for ax in fig.axes] == [1, 1]
+    assert [len(ax.lines) for ax in fig.axes] == [2, 1]  # the loss panel adds the ln 10 line
 
 
 # --- confusion matrix -----------------------------------------------------------------------
