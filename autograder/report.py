@@ -7,7 +7,9 @@ feedback files of `batch`) show hidden checks with their verdict and generic tex
 from __future__ import annotations
 
 import csv
+import html
 import json
+import textwrap
 from pathlib import Path
 
 from autograder.checks import catalogue, format_points
@@ -23,13 +25,75 @@ def scorecard(report, student: bool = False) -> str:
     return "\n".join(lines)
 
 
+CARD_WIDTH = 88  # a terminal, nbgrader's feedback page: lines never wrap inside a word
+PASS_COLOR, FAIL_COLOR = "#1a7f37", "#cf222e"
+
+
 def group_card(name: str, results) -> list[str]:
-    """What a student reads for a group of checks: each check's line, then the group's total
-    ("model: 5/8 points"). The same in a self-check cell and in nbgrader's test cells."""
+    """What a student reads for a group of checks, as plain text: one line per check
+    ("✗ batch_independence [0/2] title"), the hint of a failing check below it, wrapped
+    between words, and the group's total ("model: 6/8 points"). Failing checks in a row with
+    the same hint (an unfilled gap) share it. The same in a self-check cell, a terminal and
+    nbgrader's test cells."""
+    lines = []
+    for result, hint in card_lines(results):
+        lines.append(f"{_mark(result)} {_label(result)}")
+        if hint:
+            lines += textwrap.wrap(hint, CARD_WIDTH, initial_indent="    → ",
+                                   subsequent_indent="      ", break_long_words=False,
+                                   break_on_hyphens=False)
+    return lines + [group_total(name, results)]
+
+
+def group_card_html(name: str, results) -> str:
+    """The same card for Jupyter: ✓ green, ✗ red, hints in their own indented line."""
+    rows = []
+    for result, hint in card_lines(results):
+        color, kind = (PASS_COLOR, "pass") if result.passed else (FAIL_COLOR, "fail")
+        rows.append(f'<div class="autograder-{kind}"><span style="color:{color};'
+                    f'font-weight:bold">{_mark(result)}</span> {html.escape(_label(result))}'
+                    f"</div>")
+        if hint:
+            rows.append(f'<div class="autograder-hint" style="margin-left:1.6em">'
+                        f"→ {html.escape(hint)}</div>")
+    rows.append(f'<div class="autograder-total" style="font-weight:bold">'
+                f"{html.escape(group_total(name, results))}</div>")
+    style = ("font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-"
+             "size,13px);line-height:1.5;white-space:normal;word-break:normal;overflow-wrap:normal")
+    return f'<div class="autograder-card" style="{style}">' + "".join(rows) + "</div>"
+
+
+def card_lines(results) -> list[tuple]:
+    """(result, hint to show under it or ""): a failing check's hint, shown once under the
+    last of the failing checks in a row that share it."""
+    hints = [r.public_message() if not r.passed else "" for r in results]
+    shown = []
+    for i, (result, hint) in enumerate(zip(results, hints)):
+        shared = i + 1 < len(results) and hint and hints[i + 1] == hint
+        run = 1
+        while hint and i - run >= 0 and hints[i - run] == hint:
+            run += 1
+        if hint and run > 1 and not shared:
+            hint = f"(all {run} above) {hint}"
+        shown.append((result, "" if shared else hint))
+    return shown
+
+
+def group_total(name: str, results) -> str:
     earned = sum(r.score for r in results)
     possible = sum(r.max_score for r in results)
-    return ([r.summary(student=True) for r in results]
-            + [f"{name}: {format_points(earned)}/{format_points(possible)} points"])
+    return f"{name}: {format_points(earned)}/{format_points(possible)} points"
+
+
+def _mark(result) -> str:
+    return "✓" if result.passed else "✗"
+
+
+def _label(result) -> str:
+    """ "batch_independence [0/2] one image's output does not depend on the rest of the batch" """
+    hidden = " (hidden)" if result.check.hidden else ""
+    return (f"{result.check.id}{hidden} [{format_points(result.score)}/"
+            f"{format_points(result.max_score)}] {result.check.title}")
 
 
 def write_json(report, path) -> None:
