@@ -7,7 +7,9 @@
                                      the `parameters` cell         -> left editable
                                      every other cell              -> locked, read-only
       -> student_notebook()          nbgrader's own LockCells, ClearSolutions, ClearHiddenTests,
-                                     ClearOutput, then a first "generated" markdown cell
+                                     ClearOutput; "generated from" goes in the notebook's
+                                     metadata and the .py's header, never in a cell: the
+                                     notebook opens with the lesson's own words
       -> lessons/<lesson>.ipynb + lessons/<lesson>.py
     and solutions/<lesson>.ipynb, the Jupytext pair of the solution .py.
 
@@ -51,8 +53,10 @@ CODE_STUB = {"python": "# YOUR CODE HERE\n"
 STUDENT_PIPELINE = ((LockCells, {}), (ClearSolutions, {"code_stub": CODE_STUB}),
                     (ClearHiddenTests, {}), (ClearOutput, {}))
 
-# The lesson .py stays readable: no YAML header, no nbgrader metadata (its .ipynb keeps both).
-LESSON_JUPYTEXT = {"formats": PAIR, "notebook_metadata_filter": "-all",
+# The lesson .py stays readable: a header that only says where it comes from, no nbgrader
+# metadata (its .ipynb keeps both).
+GENERATED = "generated"  # the notebook metadata key of the maintainers' note
+LESSON_JUPYTEXT = {"formats": PAIR, "notebook_metadata_filter": f"{GENERATED},-all",
                    "cell_metadata_filter": "tags,-all"}
 
 
@@ -186,22 +190,30 @@ def annotated_notebook(lesson: str = "01_mnist_dnn") -> nbformat.NotebookNode:
 
 # --------------------------------------------------------------------------- the student lesson
 
-def header_cell(lesson: str) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_markdown_cell(
-        f"*Generated from `solutions/{lesson}.py` by `make lessons` — do not edit: "
-        f"change the solution and regenerate.*")
-    cell.id = "generated"
-    return cell
+def generated_note(lesson: str) -> dict:
+    """For maintainers, out of the students' sight: the notebook's metadata, the .py's header."""
+    return {"from": f"solutions/{lesson}.py", "by": "make lessons",
+            "note": "do not edit: change the solution and regenerate"}
 
 
 def student_notebook(annotated, lesson: str) -> nbformat.NotebookNode:
-    """The lesson: the annotated solution through nbgrader's preprocessors, plus a header."""
+    """The lesson: the annotated solution through nbgrader's preprocessors; the maintainers'
+    note in its metadata (a student's copy drops it with the Jupytext pairing)."""
     nb = copy.deepcopy(annotated)
     resources = {}
     for step, settings in STUDENT_PIPELINE:
         nb, resources = step(**settings).preprocess(nb, resources)
-    nb.cells.insert(0, header_cell(lesson))
+    nb.metadata[GENERATED] = generated_note(lesson)
     nb.metadata["jupytext"] = dict(LESSON_JUPYTEXT)
+    return nb
+
+
+def student_copy(lesson_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A student's own copy of a lesson: no Jupytext pairing (a save writes no .py and never
+    rewrites a tracked file) and no maintainers' note."""
+    nb = copy.deepcopy(lesson_nb)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.pop(GENERATED, None)
     return nb
 
 

@@ -1,5 +1,10 @@
-# %% [markdown]
-# *Generated from `solutions/01_mnist_dnn.py` by `make lessons` — do not edit: change the solution and regenerate.*
+# ---
+# jupyter:
+#   generated:
+#     by: make lessons
+#     from: solutions/01_mnist_dnn.py
+#     note: 'do not edit: change the solution and regenerate'
+# ---
 
 # %% [markdown]
 # # Lesson 01 — Handwritten digits with a fully connected network
@@ -19,10 +24,12 @@
 # from 0 to 9 with its label: 60,000 to train on and 10,000 to test on. The test images are
 # never used to adjust the model, only to measure it.
 #
-# **How this lesson works.** Three cells have a gap marked `# TODO (gap N)`. Replace its
+# **How this lesson works.** Run the cells in order, from the top (Shift+Enter runs a cell and
+# moves to the next). Three cells have a gap marked `# TODO (gap N)`: replace its
 # `raise NotImplementedError(...)` line with your code, run the cell, then run the `check(...)`
-# cell below it: it prints ✓ or ✗ for each check, with a hint when something is wrong. Run the
-# cells in order, from the top.
+# cell below it: it shows ✓ or ✗ for each check, with a hint under each ✗. After a kernel
+# restart, run the cells above again before a check (Run ▸ Run All Above Selected Cell).
+# Figures are shown here and saved, with the run's numbers, in one folder per run, under `runs/`.
 
 # %% [markdown]
 # The next cell holds the run's parameters. It is tagged `parameters`, so that CI and graders can
@@ -55,7 +62,6 @@ if device.type == "cpu":
     # collapse when other programs share the cores).
     torch.set_num_threads(1)
 print(f"PyTorch {torch.__version__}, device: {device}")
-print(f"Figures and metrics are saved in {plots.run_dir()}")
 
 # %% [markdown]
 # ## 1. Retrieve the data
@@ -168,7 +174,10 @@ check("model")
 # 6. `optimizer.step()`: Adam moves each parameter a little against its gradient.
 #
 # After each epoch, `fit` measures loss and accuracy on 10,000 of the training images and on the
-# test images with `evaluate` (below), and records them in a `History`. The learning rate shrinks
+# test images with `evaluate` (below), and records them in a `History`, which names the curves
+# of held-out data `val_loss` and `val_accuracy`: here they are measured on the test set. We
+# only watch them, we choose nothing with them; a project that tunes its settings on such
+# curves keeps a validation set apart from the training images, and the test set for the end. The learning rate shrinks
 # by 20 % after every epoch: big steps at first, small ones to settle at the end.
 #
 # `evaluate` calls `accuracy`, which you write in section 7 (gap 3). The check of `fit` brings
@@ -210,10 +219,10 @@ def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH
         scheduler.step()
         # 10,000 training images draw the same curves as 60,000, for a sixth of the cost
         train_loss, train_accuracy = evaluate(model, x_train[:10_000], y_train[:10_000], loss_fn)
-        val_loss, val_accuracy = evaluate(model, x_test, y_test, loss_fn)
+        test_loss, test_accuracy = evaluate(model, x_test, y_test, loss_fn)
         history.record(loss=train_loss, accuracy=train_accuracy,
-                       val_loss=val_loss, val_accuracy=val_accuracy)
-        progress.set_postfix(loss=f"{train_loss:.4f}", val_accuracy=f"{val_accuracy:.4f}")
+                       val_loss=test_loss, val_accuracy=test_accuracy)  # held out: the test set
+        progress.set_postfix(loss=f"{train_loss:.4f}", test_accuracy=f"{test_accuracy:.4f}")
     return history
 
 
@@ -279,10 +288,11 @@ print(f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.2%}")
 # Training and test curves side by side. The training loss keeps falling; the test loss bottoms
 # out after a few epochs and creeps back up while the test accuracy stays flat: the model starts
 # to learn the training images by heart (overfitting). The shrinking learning rate keeps it
-# mild; more epochs would not help.
+# mild; more epochs would not help. The dashed line is ln 10 ≈ 2.30, the loss of a model that
+# gives each digit 1/10: a loss that stays on it means the model learns nothing.
 
 # %%
-plots.plot_history(history, save_as="history");
+plots.plot_history(history, held_out="test", save_as="history");
 
 # %% [markdown]
 # ## 11. Predictions
@@ -390,7 +400,7 @@ for name, p in [("softmax(dim=0), batch of 8", logits.softmax(dim=0)[0]),  # ima
 # %% [markdown]
 # ## Summary
 #
-# The run's numbers go to `metrics.json` beside the figures.
+# The run's numbers go to `metrics.json` beside the figures, in this run's folder.
 
 # %%
 metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
@@ -398,4 +408,5 @@ metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
            "epochs": EPOCHS, "batch_size": BATCH_SIZE,
            "learning_rate": LEARNING_RATE, "seed": SEED, "device": str(device)}
 (plots.run_dir() / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+print(f"Figures and metrics are in {plots.run_dir()}")
 print(f"Test accuracy: {test_accuracy:.4f}")

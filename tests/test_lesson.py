@@ -35,10 +35,23 @@ def test_each_pair_holds_the_same_cells(py, ipynb):
     assert cells(py) == cells(ipynb)
 
 
-def test_generated_files_say_so():
-    notice = f"*Generated from `solutions/{LESSON}.py` by `make lessons` — do not edit"
-    assert course.lesson_path(LESSON, ".py").read_text().startswith(f"# %% [markdown]\n# {notice}")
-    assert read(course.lesson_path(LESSON, ".ipynb")).cells[0].source.startswith(notice)
+def test_generated_files_say_so_where_maintainers_look_not_in_the_first_cell():
+    py_text = course.lesson_path(LESSON, ".py").read_text()
+    assert py_text.startswith(f"# ---\n# jupyter:\n#   generated:\n#     by: make lessons\n"
+                              f"#     from: solutions/{LESSON}.py\n")
+    nb = read(course.lesson_path(LESSON, ".ipynb"))
+    assert nb.metadata["generated"] == course.generated_note(LESSON)
+    first = nb.cells[0]  # the notebook opens with words for the student
+    assert first.cell_type == "markdown" and first.source.startswith("# Lesson 01 — ")
+    assert "do not edit" not in first.source.lower() and "generated" not in first.source.lower()
+
+
+def test_a_students_copy_is_not_paired_and_has_the_same_cells():
+    lesson = nbformat.read(course.lesson_path(LESSON, ".ipynb"), as_version=4)
+    copy = course.student_copy(lesson)
+    assert "jupytext" not in copy.metadata and "generated" not in copy.metadata
+    assert "jupytext" in lesson.metadata  # the lesson itself is left alone
+    assert [c.source for c in copy.cells] == [c.source for c in lesson.cells]
 
 
 def nbgrader_cells(nb, key):
