@@ -2,7 +2,8 @@
 
     python -m autograder grade SUBMISSION [--lesson L] [--json OUT] [--gradescope OUT]
                                [--only GROUP_OR_ID] [--time-limit S] [--memory-limit MB]
-    python -m autograder batch DIR --out grades.csv [--workers N] [--feedback DIR] ...
+    python -m autograder batch DIR --out grades.csv [--workers N | --scheduler tcp://HOST:PORT]
+                               [--feedback DIR] [--report report.html] [--force] ...
 
 grade exits 0 when every check passed, 1 when some failed, 2 when it could not grade.
 batch exits 0 when every submission was graded, 1 when some could not be, 2 on bad input.
@@ -34,7 +35,14 @@ def parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("batch", help="grade a folder: one file or folder per student")
     batch.add_argument("folder")
     batch.add_argument("--out", required=True, help="the CSV gradebook to write")
-    batch.add_argument("--workers", type=int, default=1, help="submissions graded at once")
+    batch.add_argument("--workers", type=int, default=1,
+                       help="submissions graded at once on this machine")
+    batch.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster instead (tcp://HOST:PORT of its scheduler)")
+    batch.add_argument("--report", help="also write the class report (one HTML file) here")
+    batch.add_argument("--force", action="store_true",
+                       help="grade every submission again, even those unchanged since the "
+                            "last run (kept in <out>.cache.jsonl)")
     batch.add_argument("--feedback", help="folder for per-student feedback (default: "
                                           "<out>-feedback next to the CSV)")
     for command in (grade, batch):
@@ -64,7 +72,11 @@ def check_arguments(args) -> None:
                              f"{folder}`" if folder.is_file() else f"no such folder: {folder}")
         if args.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {args.workers}")
+        if args.scheduler and args.workers != 1:
+            raise UsageError("--workers sets the pool on this machine; with --scheduler the "
+                             "cluster's workers grade: drop one of the two")
         check_output("--out", args.out, None)
+        check_output("--report", args.report, None)
         if args.feedback and Path(args.feedback).exists() and not Path(args.feedback).is_dir():
             raise UsageError(f"--feedback {args.feedback} is a file, not a folder")
 
@@ -102,15 +114,20 @@ def batch_command(args) -> int:
     from autograder.batch import grade_folder
 
     limits = Limits(time_s=args.time_limit, memory_mb=args.memory_limit)
-    rows = grade_folder(args.folder, args.out, workers=args.workers, feedback=args.feedback,
-                        lesson=args.lesson, limits=limits)
-    broken = [row["student"] for row in rows if row.get("error")]
-    print(f"graded {len(rows) - len(broken)} of {len(rows)} submissions → {args.out}")
-    for row in rows:
-        if row.get("note"):
-            print(f"  {row['student']}: {row['note']}")
+    results = grade_folder(args.folder, args.out, workers=args.workers, feedback=args.feedback,
+                           scheduler=args.scheduler, force=args.force,
+                           class_report=args.report, lesson=args.lesson, limits=limits)
+    broken = [r["student"] for r in results if r["row"].get("error")]
+    reused = sum(r["cached"] for r in results)
+    print(f"graded {len(results) - len(broken)} of {len(results)} submissions → {args.out} "
+          f"({len(results) - reused} graded now, {reused} unchanged since the last run)")
+    for result in results:
+        if result.get("note"):
+            print(f"  {result['student']}: {result['note']}")
     for student in broken:
         print(f"  could not grade {student}: see its feedback file")
+    if args.report:
+        print(f"class report → {args.report}")
     return 1 if broken else 0
 
 

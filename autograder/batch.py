@@ -1,18 +1,32 @@
 """Grade a folder of submissions: one file or one folder per student → CSV + feedback files.
 
+    find the submissions → skip those graded before with the same content (gradecache.py)
+    → grade the rest, each one task, here (a pool of `workers`) or on a Dask cluster
+    → CSV, one feedback file per student, and optionally the class report (classreport.py)
+
+A task carries the file's bytes, not its path, so a cluster's workers need no shared
+filesystem: `grade_payload` writes them to a private temporary folder and grades them there,
+then returns plain data (the report's dict and the student's scorecard text).
 One broken submission never stops the batch: it gets a row with an error and 0 points.
 A student with several files (`dave.ipynb` and `dave.py`) gets one graded, the notebook first,
 and a note saying which, in the batch output and in their feedback.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import concurrent.futures
+import dataclasses
+import json
+import socket
+import sys
+import tempfile
+import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from autograder import report as reports
-from autograder.grading import grade
+from autograder import gradecache, report
+from autograder.checks import DEFAULT_LESSON, UsageError
+from autograder.sandbox import Limits
 from autograder.submission import SubmissionError
 
 SUFFIXES = (".ipynb", ".py")  # preference order: what students hand in from Jupyter first
@@ -51,37 +65,201 @@ def choose(files: list[Path], folder) -> tuple[Path | None, str]:
                       f"a notebook before a .py, then the first by name)")
 
 
-def grade_folder(folder, out, workers: int = 1, feedback=None, **options) -> list[dict]:
-    """Grade every submission in `folder`; write the CSV `out` and one feedback file each.
-    Each row may carry a "note" (which file was graded) that the CSV leaves out."""
+def cache_path(out) -> Path:
+    return Path(str(out) + ".cache.jsonl")
+
+
+def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | None = None,
+                 force: bool = False, class_report=None, lesson: str = DEFAULT_LESSON,
+                 limits: Limits | None = None) -> list[dict]:
+    """Grade every submission in `folder` not graded before with the same content (all of them
+    with `force`); write the CSV `out`, one feedback file each and the optional class report.
+    Returns one result per student (see `grade_payload`), with "cached" telling which were
+    reused from `<out>.cache.jsonl`."""
     feedback = Path(feedback or Path(out).with_name(Path(out).stem + "-feedback"))
     submissions = find_submissions(folder, ignore=[feedback])
     if not submissions:
         raise SubmissionError(f"no submissions (.py, .ipynb or folders) in {folder}")
-    feedback.mkdir(parents=True, exist_ok=True)
-    lesson = options.get("lesson", "01_mnist_dnn")
-    rows = []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        jobs = [pool.submit(_grade_one, student, *choose(files, folder), feedback, options)
-                for student, files in submissions.items()]
-        for job in tqdm(as_completed(jobs), total=len(jobs), desc="grading", unit="student"):
-            rows.append(job.result())
-    reports.write_gradebook(rows, out, lesson)
-    return sorted(rows, key=lambda row: row["student"])
+    context = {"lesson": lesson, "limits": dataclasses.asdict(limits or Limits())}
+    cache = gradecache.Cache(cache_path(out))
+    cache.compact()
+    results, todo = {}, []
+    for student, files in submissions.items():
+        payload = _payload(student, *choose(files, folder), folder, context)
+        cached = None if force else cache.get(student, _key(payload))
+        if cached:
+            results[student] = {**cached, "cached": True}
+        else:
+            todo.append((student, *choose(files, folder)))
+    for result in _grade_all(todo, folder, context, workers, scheduler):
+        if result.pop("cacheable"):
+            cache.add(result["student"], result.pop("key"), result)
+        results[result["student"]] = {**result, "cached": False}
+    results = [results[student] for student in sorted(results)]
+    _write_outputs(results, out, feedback, lesson, class_report)
+    return results
 
 
-def _grade_one(student: str, path, note: str, feedback: Path, options: dict) -> dict:
-    text_file = feedback / f"{student}.txt"
+def _payload(student: str, path: Path | None, note: str, folder, context: dict) -> dict:
+    """What travels to the grading process: plain data only, the file's bytes included."""
+    payload = {"student": student, "note": note, "file": "", "data": b"", "problem": "",
+               **context}
+    if path is not None:
+        payload["file"] = path.relative_to(folder).as_posix()
+        try:
+            payload["data"] = path.read_bytes()
+        except OSError as error:
+            payload["problem"] = f"could not read {payload['file']}: {error}"
+    return payload
+
+
+def _key(payload: dict) -> str:
+    return gradecache.key(payload["data"], **{k: v for k, v in payload.items() if k != "data"})
+
+
+def grade_payload(payload: dict) -> dict:
+    """Grade one submission where this runs (a thread here, or a Dask worker): plain data in,
+    plain data out. Never raises: a failure is this student's result, never the batch's end."""
+    start = time.perf_counter()
+    student, note = payload["student"], payload["note"]
     try:
-        if path is None:
-            raise SubmissionError("no .ipynb or .py file in the student's folder")
-        report = grade(path, **options)
-    except Exception as error:  # any failure is this student's row, never the batch's end
+        with tempfile.TemporaryDirectory(prefix="autograder-") as private:
+            graded = _grade_bytes(payload, Path(private))
+        result = {"row": report.gradebook_row(student, graded), "report": graded.to_dict(),
+                  "feedback": report.scorecard(graded, student=True) + "\n", "cacheable": True}
+    except Exception as error:
         message = f"could not grade: {type(error).__name__}: {error}"
         lines = [student] + ([f"note: {note}"] if note else []) + [message]
-        text_file.write_text("\n".join(lines) + "\n")
-        return {**reports.gradebook_row(student, error=message), "note": note}
-    if note:
-        report.notes.insert(0, note)
-    text_file.write_text(reports.scorecard(report, student=True) + "\n")
-    return {**reports.gradebook_row(student, report), "note": note}
+        result = {"row": report.gradebook_row(student, error=message), "report": None,
+                  "feedback": "\n".join(lines) + "\n",
+                  # the file's fault, the same next time; anything else is worth a retry
+                  "cacheable": isinstance(error, SubmissionError)}
+    result.update(student=student, file=payload["file"], note=note, key=_key(payload),
+                  seconds=round(time.perf_counter() - start, 3), worker=_where(),
+                  grader=gradecache.grader_version())
+    return json.loads(json.dumps(result, default=str))  # plain JSON data, whatever it held
+
+
+def _where() -> str:
+    """The Dask worker's address when this runs on one, else this machine's name."""
+    if "distributed" in sys.modules:
+        try:
+            return sys.modules["distributed"].get_worker().address
+        except ValueError:  # not in a Dask task
+            pass
+    return socket.gethostname()
+
+
+def _grade_bytes(payload: dict, private: Path):
+    from autograder.grading import grade
+
+    if payload["problem"]:
+        raise SubmissionError(payload["problem"])
+    if not payload["file"]:
+        raise SubmissionError("no .ipynb or .py file in the student's folder")
+    path = private / Path(payload["file"]).name
+    path.write_bytes(payload["data"])
+    graded = grade(path, payload["lesson"], limits=Limits(**payload["limits"]))
+    graded.submission = payload["file"]
+    if payload["note"]:
+        graded.notes.insert(0, payload["note"])
+    return graded
+
+
+# --- where the tasks run: a local pool or a Dask cluster -----------------------------------------
+
+
+def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str | None):
+    """Yield one result per (student, path, note) of `todo`, as they finish, with a progress
+    bar on stderr. At most `window` tasks are in flight, so a class of thousands never holds
+    all its files in memory at once."""
+    if not todo:
+        return
+    with _executor(workers, scheduler) as (submit, wait_first, window):
+        progress = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr)
+        pending, students = set(), {}
+        for student, path, note in todo:
+            future = submit(grade_payload, _payload(student, path, note, folder, context))
+            pending.add(future)
+            students[future] = student
+            while len(pending) >= window or (pending and len(students) == len(todo)):
+                done, pending = wait_first(pending)
+                for future in done:
+                    progress.update()
+                    yield _result(future, students[future])
+        progress.close()
+
+
+def _result(future, student: str) -> dict:
+    """The future's result, checked: a worker that died, or that runs another version of the
+    grader, gives an error row that is not cached (the next run grades it again)."""
+    try:
+        result = future.result()
+    except Exception as error:  # e.g. distributed.KilledWorker: a worker died on this task
+        message = f"could not grade: the grading process failed ({type(error).__name__}: {error})"
+        return {"student": student, "row": report.gradebook_row(student, error=message),
+                "report": None, "feedback": f"{student}\n{message}\n", "cacheable": False,
+                "file": "", "note": "", "seconds": 0.0, "worker": "", "grader": ""}
+    if result["grader"] != gradecache.grader_version():
+        message = (f"could not grade: worker {result['worker']} runs another version of the "
+                   f"grader ({result['grader']}, here {gradecache.grader_version()}); install "
+                   f"this same version of the course package on every worker")
+        result.update(row=report.gradebook_row(student, error=message), report=None,
+                      feedback=f"{student}\n{message}\n", cacheable=False)
+    return result
+
+
+class _executor:
+    """(submit, wait_first, window) for a thread pool here, or for a Dask cluster."""
+
+    def __init__(self, workers: int, scheduler: str | None):
+        self.workers, self.scheduler = workers, scheduler
+
+    def __enter__(self):
+        if self.scheduler:
+            return self._dask()
+        self.pool = concurrent.futures.ThreadPoolExecutor(max(1, self.workers))
+        wait = concurrent.futures.wait
+        return (self.pool.submit, lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
+                2 * self.workers)
+
+    def _dask(self):
+        import distributed
+
+        try:
+            self.pool = distributed.Client(self.scheduler, timeout="30s")
+        except OSError as error:
+            raise UsageError(f"could not reach the Dask scheduler at {self.scheduler}: "
+                             f"{error}") from None
+        threads = sum(self.pool.nthreads().values())
+        if not threads:
+            print(f"autograder: the scheduler at {self.scheduler} has no workers yet; tasks "
+                  f"wait until one joins", file=sys.stderr)
+
+        def submit(function, payload):
+            return self.pool.submit(function, payload, pure=False)
+
+        def wait_first(fs):
+            return distributed.wait(fs, return_when="FIRST_COMPLETED")
+        return submit, wait_first, max(64, 2 * threads)
+
+    def __exit__(self, *exc):
+        if self.scheduler:
+            self.pool.close()
+        else:
+            self.pool.shutdown(cancel_futures=True)
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+def _write_outputs(results: list[dict], out, feedback: Path, lesson: str, class_report) -> None:
+    feedback.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        (feedback / f"{result['student']}.txt").write_text(result["feedback"])
+    report.write_gradebook([result["row"] for result in results], out, lesson)
+    if class_report:
+        from autograder import classreport
+
+        classreport.write([classreport.entry(result) for result in results], class_report,
+                          title=f"{lesson}: {Path(out).name}")
