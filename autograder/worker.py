@@ -1,11 +1,15 @@
-"""The sandbox child: `python -m autograder.worker REQ_FD RES_FD PLAN LESSON MEMORY_MB`.
+"""The sandbox child: `python -m autograder.worker REQ_FD RES_FD ROLE DATA_LIMIT_MB`.
 
-It limits its own resources, becomes the subreaper of whatever it starts (so the grader finds
-and ends every process of the student's, see `sandbox.end_processes`), defines the submission's
-kept statements one by one, reports "ready", then answers each probe request on the private
-channel. A "clean" plan defines nothing: that child only runs the grader's own code on what
-another child exported (see the lesson's CLEAN probes). Everything the student's
-code prints goes to stdout/stderr, which the grader drains and never reads results from.
+It runs inside the jail (see `jail`), or, where there is none, as a plain child process.
+It limits its own resources, becomes the subreaper of whatever it starts, imports torch and
+reports "started"; only then does it read which submission to define (its first request:
+{"kind": "load", "plan": PATH, "lesson": LESSON}), so that a jail can be started before its
+submission is known (its start-up, mostly `import torch`, overlaps other work). It defines the
+submission's kept statements one by one, reports "ready", then answers each probe request on
+the private channel. ROLE "clean" defines nothing: that child only runs the grader's own code
+on what another child exported (see the lesson's CLEAN probes). Everything the student's code
+prints goes to stdout/stderr, which the grader drains and never reads results from.
+DATA_LIMIT_MB > 0 sets RLIMIT_DATA (where no cgroup bounds the jail's memory).
 """
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ EXTRA_PROCESSES = 256   # processes and threads the student may add (not enforce
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def limit_resources(memory_mb: int) -> None:
-    memory = memory_mb * 2 ** 20
-    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+def limit_resources(data_mb: int) -> None:
+    if data_mb > 0:
+        memory = data_mb * 2 ** 20
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))          # a segfault leaves no core file
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2 ** 20, 64 * 2 ** 20))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
@@ -126,29 +131,31 @@ def serve(requests, res_fd: int, probes: dict, ns: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    req_fd, res_fd, plan_path, lesson, memory_mb = argv
-    req_fd, res_fd = int(req_fd), int(res_fd)
-    limit_resources(int(memory_mb))
+    req_fd, res_fd, role, data_mb = argv
+    res_fd = int(res_fd)
+    limit_resources(int(data_mb))
     become_subreaper()
     faulthandler.enable()  # a crash prints its Python traceback: the instructor's details
-    with open(plan_path) as f:
-        plan = json.load(f)
     import torch
 
     torch.set_num_threads(1)
-    if not plan.get("clean"):
+    if role != "clean":
         warm_up(torch)
     from autograder import probing
     from autograder.checks import lesson_module
     from autograder.wire import write_frame
 
+    write_frame(res_fd, {"kind": "started"})
+    requests = os.fdopen(int(req_fd), "rb")
+    load = json.loads(requests.readline())
+    with open(load["plan"]) as f:
+        plan = json.load(f)
     probing.STUDENT_FILE = plan["filename"]
-    probes = importlib.import_module(lesson_module(lesson).PROBES_MODULE).PROBES
+    probes = importlib.import_module(lesson_module(load["lesson"]).PROBES_MODULE).PROBES
     limit_processes()
-    ns, errors = define(plan, probing.describe)
+    ns, errors = define(plan, probing.describe) if role != "clean" else ({}, {})
     write_frame(res_fd, {"kind": "ready", "errors": errors})
-    with os.fdopen(req_fd, "rb") as requests:
-        serve(requests, res_fd, probes, ns)
+    serve(requests, res_fd, probes, ns)
     return 0
 
 
