@@ -5,11 +5,17 @@ Only what the lesson contract needs is kept: imports, functions, classes, simple
 pick_device()`). Training, plotting and every other top-level call are dropped, so loading
 takes milliseconds. Nothing here executes the student's code: the
 kept statements are run later, in the sandbox's child process.
+
+Reading is bounded, since it happens in the grader's own process: a file over MAX_BYTES or a
+notebook over MAX_CELLS cells is refused before it is parsed, outputs are dropped before the
+notebook is converted, and anything parsing raises (invalid JSON, RecursionError on a very deep
+expression, MemoryError) becomes a problem of the submission, graded, never a crash.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +25,8 @@ CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 # `device = pick_device()`, `loss_fn = nn.CrossEntropyLoss()`: cheap set-up that functions often
 # use as globals, so it is kept whatever the name's case
 CHEAP_CALLS = {"pick_device", "device", "CrossEntropyLoss", "NLLLoss"}
+MAX_BYTES = 32 * 2 ** 20   # a lesson notebook with its figures is a few MB
+MAX_CELLS = 2000           # a lesson has about 50
 
 
 class SubmissionError(Exception):
@@ -72,29 +80,55 @@ def load(path) -> Submission:
         raise SubmissionError(f"no such file: {path}")
     if path.suffix not in (".py", ".ipynb"):
         raise SubmissionError(f"{path.name}: expected a .py (Jupytext percent) or .ipynb file")
-    data = path.read_bytes()
+    with open(path, "rb") as f:
+        data = f.read(MAX_BYTES + 1)
     sub = Submission(path, hashlib.sha256(data).hexdigest(), path.suffix == ".ipynb")
+    if len(data) > MAX_BYTES:
+        sub.problems.append(f"{path.name} is over {MAX_BYTES // 2 ** 20} MB, so it was not read: "
+                            f"clear the outputs (Kernel → Restart Kernel and Clear Outputs), "
+                            f"save, and hand it in again")
+        return sub
     try:
         text = notebook_to_py(data) if sub.is_notebook else data.decode("utf-8")
+        _parse(sub, text)
     except Exception as error:  # a corrupt file is graded (every check fails), never a crash
-        sub.problems.append(f"could not read {path.name}: {type(error).__name__}: {error}")
-        return sub
-    _parse(sub, text)
+        sub.statements.clear()
+        sub.problems.append(f"could not read {path.name}: {type(error).__name__}: "
+                            f"{str(error)[:300]}")
     return sub
 
 
 def notebook_to_py(data: bytes) -> str:
-    """The notebook as a percent script; Jupytext comments out magics such as %matplotlib."""
+    """The notebook's cells as a percent script, outputs left out (only the code is graded);
+    Jupytext comments out magics such as %matplotlib."""
+    if data.count(b'"cell_type"') > MAX_CELLS:  # before parsing: counting is cheap
+        raise ValueError(f"more than the {MAX_CELLS} cells a notebook may have")
+    raw = json.loads(data.decode("utf-8"))
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("not a notebook (no list of cells)")
+    if len(cells) > MAX_CELLS:
+        raise ValueError(f"{len(cells)} cells, more than the {MAX_CELLS} a notebook may have")
+    for cell in cells:
+        if not isinstance(cell, dict):
+            raise ValueError("a cell that is not a JSON object")
+        cell.pop("outputs", None)
+        cell.pop("attachments", None)
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
     import jupytext
     import nbformat
 
-    notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+    notebook = nbformat.reads(json.dumps(raw), as_version=4)
     return jupytext.writes(notebook, fmt="py:percent")
 
 
 def _parse(sub: Submission, text: str) -> None:
     lines = text.splitlines()
     sub.cell_starts = cell_starts(lines)
+    if len(sub.cell_starts) > MAX_CELLS:
+        raise ValueError(f"{len(sub.cell_starts)} cells, more than the {MAX_CELLS} a file may "
+                         f"have")
     bounds = sub.cell_starts + [len(lines) + 1]
     for start, end in zip(bounds, bounds[1:]):
         cell = "\n".join(lines[start - 1:end - 1])
@@ -104,6 +138,12 @@ def _parse(sub: Submission, text: str) -> None:
             line = start + (error.lineno or 1) - 1
             sub.problems.append(f"syntax error at {sub.where(line)}: {error.msg} — this cell "
                                 f"was skipped, so nothing it defines can be graded")
+            continue
+        except (RecursionError, MemoryError, ValueError) as error:  # too deep, too big, NUL
+            sub.problems.append(f"{sub.where(start)}: the grader could not parse this cell "
+                                f"({type(error).__name__}: an expression nested too deeply or "
+                                f"too large?) — it was skipped, so nothing it defines can be "
+                                f"graded")
             continue
         for node in tree.body:
             _sort(sub, node, cell, start)
