@@ -13,6 +13,8 @@ SANDBOX = {
     "Exit": "your code ended the process (exit code {code}) while {what}: do not call "
             "os._exit(), sys.exit() or exit() in graded code",
     "Malformed": "the grader could not read the result of {what}",
+    "Budget": "not graded: your submission used up the {limit:.0f} s the grader gives one "
+              "submission before {what} could finish (earlier steps were too slow)",
 }
 LOADING = "loading your file (imports, classes, functions)"
 
