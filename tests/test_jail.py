@@ -1,0 +1,238 @@
+"""The jail (autograder/jail.py) on its own: what a process inside sees and can do.
+
+Each test runs a few lines of plain Python in a jail (no torch: ~0.1 s each) and checks the
+outcome from outside. In CI the jail must exist: these tests fail there, not skip, without it.
+"""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autograder import jail as jails
+from autograder.datacache import split_files, verify
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def found():
+    isolation = jails.isolation()
+    if not isolation.jailed:
+        message = f"no jail on this machine: {isolation.reason}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return isolation
+
+
+def run_jailed(found, code: str, memory_mb: int = 512, files=(), timeout=60, env=None):
+    """Run `code` in a fresh jail; return (CompletedProcess, the jail)."""
+    jail = jails.Jail(found, memory_mb, files=files, extra_env=env)
+    try:
+        done = subprocess.run(jail.command([sys.executable, "-c", textwrap.dedent(code)]),
+                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                              timeout=timeout)
+        return done, jail
+    finally:
+        jail.destroy()
+
+
+def test_ci_has_a_jail():
+    """The grader of CI must jail submissions; a missing bwrap is a failure there."""
+    isolation = jails.isolation()
+    if os.environ.get("CI"):
+        assert isolation.jailed, isolation.reason
+        assert isolation.cgroup, "CI runs as root on a machine with writable cgroups"
+
+
+def test_jail_sees_python_and_the_grader_only(found, tmp_path):
+    secret = tmp_path / "classmate.py"
+    secret.write_text("the classmate's answer")
+    done, _ = run_jailed(found, f"""
+        import os
+        repo = {str(REPO)!r}
+        print(sorted(os.listdir(repo)))
+        for path in [{str(secret)!r}, repo + "/solutions/01_mnist_dnn.py", repo + "/data",
+                     "/root/.bashrc", "/etc/passwd", "/home"]:
+            print(path, os.path.exists(path))
+        import autograder, shared
+        print("imports ok")
+    """)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert set(eval(lines[0])) <= {".venv", "autograder", "shared"}, lines[0]
+    assert all(line.endswith("False") for line in lines[1:7]), done.stdout
+    assert "imports ok" in done.stdout
+
+
+def test_jail_gets_the_training_split_only_and_read_only(found):
+    files = split_files()
+    done, _ = run_jailed(found, f"""
+        import os
+        train, test = {str(files["train"])!r}, {str(files["test"])!r}
+        print(os.path.exists(train), os.path.exists(test))
+        try:
+            open(train, "r+b").write(b"x")
+            print("wrote")
+        except OSError as error:
+            print("refused", error.errno)
+    """, files=[files["train"]])
+    assert done.stdout.split() [:2] == ["True", "False"], done.stdout + done.stderr
+    assert "refused" in done.stdout
+    assert verify(files["train"])
+
+
+def test_environment_is_an_allow_list(found, monkeypatch):
+    monkeypatch.setenv("INSTRUCTOR_API_TOKEN", "s3cr3t-token")
+    done, _ = run_jailed(found, "import os; print(dict(os.environ))")
+    assert "s3cr3t-token" not in done.stdout and "INSTRUCTOR_API_TOKEN" not in done.stdout
+    assert set(eval(done.stdout)) <= set(jails.ENV) | {"PWD"}  # bwrap sets PWD (/tmp)
+
+
+def test_no_network(found):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    try:
+        done, _ = run_jailed(found, f"""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=2)
+                print("connected")
+            except OSError as error:
+                print("no network", error.errno)
+        """)
+    finally:
+        server.close()
+    assert "no network" in done.stdout, done.stdout + done.stderr
+
+
+def test_own_uid_and_pid_namespace_cannot_reach_the_grader(found):
+    done, jail = run_jailed(found, f"""
+        import os, signal
+        print(os.getuid(), os.getppid())
+        try:
+            os.kill({os.getpid()}, signal.SIGKILL)
+            print("killed the grader?")
+        except OSError as error:
+            print("cannot", error.errno)
+        print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+    """)
+    uid, parent = map(int, done.stdout.split()[:2])
+    if found.own_uid:
+        assert uid == jail.uid and uid >= jails.UID_BASE
+    assert parent <= 1  # bwrap's init is pid 1: nothing of the host is visible
+    assert "killed the grader?" not in done.stdout
+    assert max(eval(done.stdout.splitlines()[-1])) < 10
+
+
+def test_nothing_survives_the_jail(found):
+    """A grandchild in a session of its own, reparented (CLONE_PARENT-like), and a process
+    that keeps forking and exiting: all gone with the jail."""
+    done, jail = run_jailed(found, """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                while True:
+                    if os.fork() == 0:
+                        time.sleep(30)
+                        os._exit(0)
+                    time.sleep(0.01)
+            os._exit(0)
+        time.sleep(0.5)
+        print("parent leaves")
+    """)
+    assert "parent leaves" in done.stdout
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _uid(pid) == jail.uid]
+    assert not left or not found.own_uid
+    if jail.cgroup is not None:
+        assert not jail.cgroup.dirs[0].exists()
+
+
+def _uid(pid):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def test_processes_are_bounded(found):
+    done, _ = run_jailed(found, """
+        import os, time
+        n = 0
+        try:
+            while n < 5000:
+                if os.fork() == 0:
+                    time.sleep(20)
+                    os._exit(0)
+                n += 1
+        except OSError as error:
+            print("stopped at", n)
+    """)
+    assert "stopped at" in done.stdout, done.stdout + done.stderr
+    assert int(done.stdout.split()[-1]) <= jails.PROCESSES
+
+
+def test_shared_memory_counts_against_the_memory_bound(found):
+    if not found.cgroup:
+        pytest.skip("no writable cgroup here: shared memory is bounded by polling only")
+    done, jail = run_jailed(found, """
+        import mmap
+        m = mmap.mmap(-1, 1500 * 2 ** 20, flags=mmap.MAP_SHARED)
+        for i in range(0, len(m), 4096):
+            m[i] = 1
+        print("survived")
+    """, memory_mb=300)
+    assert "survived" not in done.stdout
+    assert done.returncode != 0
+
+
+def test_tmp_and_shm_are_private_and_capped(found):
+    before = {where: set(os.listdir(where)) for where in ("/tmp", "/dev/shm")}
+    done, _ = run_jailed(found, """
+        import os
+        for where in ("/tmp", "/dev/shm"):
+            written = 0
+            try:
+                with open(f"{where}/fill", "wb") as f:
+                    while written < 2 ** 31:
+                        f.write(b"x" * 2 ** 20)
+                        written += 2 ** 20
+            except OSError as error:
+                pass
+            print(where, written // 2 ** 20)
+            os.remove(f"{where}/fill")
+    """, memory_mb=2048)
+    sizes = dict(line.split() for line in done.stdout.splitlines())
+    assert int(sizes["/tmp"]) <= jails.TMP_MB and int(sizes["/dev/shm"]) <= jails.SHM_MB, sizes
+    for where, names in before.items():
+        assert "fill" not in set(os.listdir(where)) - names
+
+
+def test_a_data_file_that_fails_verification_is_rebuilt(tmp_path, monkeypatch):
+    """Tampering with the jail's data (e.g. a write through a writable mapping, as a jail could
+    do to the old shared cache in /tmp) is caught before the next use, and the file rebuilt."""
+    import shutil
+
+    import torch
+
+    from shared import data
+
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(data.raw_dir(), raw)
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
+    train = split_files(("train",))["train"]
+    assert train.parent == tmp_path / "MNIST" / "cache" and verify(train)
+    expected = torch.load(train, weights_only=True)["x_train"][:5].clone()
+    with open(train, "r+b") as f:  # flip bytes in the middle of the tensor data
+        f.seek(train.stat().st_size // 2)
+        f.write(b"\xff" * 4096)
+    assert not verify(train)
+    assert split_files(("train",))["train"] == train and verify(train)
+    assert torch.equal(torch.load(train, weights_only=True)["x_train"][:5], expected)
