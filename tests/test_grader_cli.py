@@ -182,3 +182,53 @@ def test_pytest_without_submission_skips_and_repo_pytest_does_not_collect_it():
     collected = run("-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
     assert "test_grader_cli.py" in collected.stdout
     assert "autograder/test_01_mnist_dnn.py" not in collected.stdout
+
+
+def cache_entries(out: Path) -> list[dict]:
+    return [json.loads(line) for line in open(f"{out}.cache.jsonl")]
+
+
+def test_batch_grades_only_new_or_changed_submissions_and_force_grades_all(tmp_path):
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    write("reference", class_dir).rename(class_dir / "alice.py")
+    (class_dir / "bob.py").write_text("x = 1\n")  # defines nothing: graded without a sandbox
+    out = tmp_path / "grades.csv"
+    first = autograder("batch", class_dir, "--out", out)
+    assert "(2 graded now, 0 unchanged since the last run)" in first.stdout, first.stderr
+    assert "grading: 100%" in first.stderr  # the progress bar
+    graded_at = {e["student"]: e["graded_at"] for e in cache_entries(out)}
+
+    (class_dir / "carol.py").write_text("y = 2\n")  # a late student
+    late = autograder("batch", class_dir, "--out", out)
+    assert "(1 graded now, 2 unchanged since the last run)" in late.stdout, late.stderr
+    entries = cache_entries(out)  # one line per student graded before, then carol's
+    assert [e["student"] for e in entries] == ["alice", "bob", "carol"]
+    assert {e["student"]: e["graded_at"] for e in entries[:2]} == graded_at
+    rows = {row["student"]: row for row in csv.DictReader(open(out))}
+    assert sorted(rows) == ["alice", "bob", "carol"] and rows["alice"]["score"] == "25"
+    assert "score 25/25" in (tmp_path / "grades-feedback" / "alice.txt").read_text()
+
+    (class_dir / "bob.py").write_text("x = 2\n")  # bob hands in again
+    again = autograder("batch", class_dir, "--out", out)
+    assert "(1 graded now, 2 unchanged since the last run)" in again.stdout
+    assert cache_entries(out)[-1]["student"] == "bob"
+    forced = autograder("batch", class_dir, "--out", out, "--force")
+    assert "(3 graded now, 0 unchanged since the last run)" in forced.stdout
+    assert "score 25/25" in (tmp_path / "grades-feedback" / "alice.txt").read_text()
+
+
+def test_a_cached_result_depends_on_the_bytes_the_lesson_and_the_limits():
+    from autograder import gradecache
+
+    same = gradecache.key(b"x", lesson="01_mnist_dnn", limits={"time_s": 20})
+    assert same == gradecache.key(b"x", lesson="01_mnist_dnn", limits={"time_s": 20})
+    assert same != gradecache.key(b"y", lesson="01_mnist_dnn", limits={"time_s": 20})
+    assert same != gradecache.key(b"x", lesson="01_mnist_dnn", limits={"time_s": 30})
+
+
+def test_batch_refuses_workers_with_a_scheduler(tmp_path):
+    (tmp_path / "class").mkdir()
+    done = autograder("batch", tmp_path / "class", "--out", tmp_path / "g.csv",
+                      "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2")
+    assert done.returncode == 2 and "drop one of the two" in done.stderr
