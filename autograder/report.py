@@ -139,4 +139,15 @@ def write_gradebook(rows: list[dict], path, lesson: str) -> None:
         for row in sorted(rows, key=lambda r: r["student"]):
             row = {"max_score": max_score, **row}
             writer.writerow({column: format_points(row.get(column, 0)) if column in points
-                             else row.get(column, "") for column in columns})
+                             else spreadsheet_safe(row.get(column, "")) for column in columns})
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text) -> str:
+    """Text for a CSV cell that a spreadsheet shows as text: student names come from file
+    names, so `=HYPERLINK(...)` gets a leading apostrophe (OWASP's advice)."""
+    text = str(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
