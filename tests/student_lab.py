@@ -1,0 +1,188 @@
+"""Drive the student's JupyterLab in a real browser: Debian's chromium through playwright.
+
+Used by tests/test_browser.py (which asserts what the student sees) and by
+benchmarks/bench_student.py (which prints how long it takes). Nothing is mocked: a real
+JupyterLab on 127.0.0.1 with the student set-up of `make student` (autograder.student), a real
+kernel, real MNIST, real clicks and keystrokes.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from autograder import course, student
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LESSON = course.LESSONS[0]
+SCREENSHOTS = course.REPO / "runs" / "ci-screenshots"  # runs/ is git-ignored; CI keeps it
+IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
+PROMPT = re.compile(r"\[(\d+)\]")
+
+
+def missing_browser() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if not CHROMIUM.exists():
+        return (f"{CHROMIUM} is missing: install Debian's chromium (`make browser`, which "
+                f"`make test` runs: apt-get install -y chromium)")
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def solution_cell(marker: str) -> str:
+    """The reference answer for the lesson cell holding `marker` (e.g. "TODO (gap 1)"): the
+    solution's cell with its nbgrader markers removed."""
+    cell = next(c for c in course.read_solution(LESSON).cells if marker in c.source)
+    return "\n".join(line for line in cell.source.split("\n")
+                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+
+
+class LabServer:
+    """`make student`'s JupyterLab, on 127.0.0.1 with a random port and token, rooted in `work`."""
+
+    def __init__(self, work: Path, run_dir: Path, log: Path):
+        self.work, self.run_dir, self.log = work, run_dir, log
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.process = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}?token={self.token}"
+
+    def __enter__(self):
+        extra = ["--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+                 "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}"]
+        env = student.lab_env({**os.environ, "MNIST_RUN_DIR": str(self.run_dir)})
+        self.process = subprocess.Popen(student.lab_command(self.work, extra), env=env,
+                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited ({self.process.returncode}); see {self.log}")
+            try:
+                urllib.request.urlopen(self.url("/api/status"), timeout=2)
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"JupyterLab did not answer within 120 s; see {self.log}")
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, signal.SIGTERM)  # the server and the kernels it started
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+class Notebook:
+    """The student's notebook page: find cells, type into them, run them, read their output.
+    `timings` collects seconds per step, for the benchmark."""
+
+    def __init__(self, page, screenshots: Path = SCREENSHOTS):
+        self.page, self.screenshots = page, screenshots
+        self.timings: dict[str, float] = {}
+        screenshots.mkdir(parents=True, exist_ok=True)
+
+    def open(self, url: str) -> None:
+        start = time.perf_counter()
+        self.page.goto(url)
+        self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+        self.timings["notebook shown"] = time.perf_counter() - start
+        self.page.wait_for_selector(IDLE, timeout=120_000)
+        self.timings["kernel ready"] = time.perf_counter() - start
+
+    def shot(self, name: str) -> Path:
+        path = self.screenshots / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def cell(self, text: str):
+        """The one cell whose text contains `text`."""
+        cells = self.page.locator(".jp-Notebook .jp-Cell").filter(has_text=text)
+        assert cells.count() == 1, f"{cells.count()} cells contain {text!r}"
+        return cells.first
+
+    def prompt(self, cell) -> str:
+        return cell.locator(".jp-InputPrompt").text_content()
+
+    def type_into(self, cell, source: str) -> None:
+        """Replace the cell's code as a student would: click, select all, type (pasted as one
+        input event, so the editor's auto-indent does not re-indent the lines)."""
+        self.show(cell)
+        cell.locator(".cm-content").click()
+        self.page.keyboard.press("Control+a")
+        self.page.keyboard.insert_text(source)
+
+    def run(self, cell, step: str | None = None, timeout_s: float = 300) -> None:
+        """Shift+Enter in the cell; return when its prompt shows a new execution count."""
+        before = self.prompt(cell)
+        self.show(cell)
+        cell.locator(".jp-InputPrompt").click()
+        start = time.perf_counter()
+        self.page.keyboard.press("Shift+Enter")
+        deadline = start + timeout_s
+        while time.perf_counter() < deadline:
+            now = self.prompt(cell)
+            if PROMPT.search(now) and now != before:
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"the cell still runs after {timeout_s} s ({before!r})")
+        if step:
+            self.timings[step] = time.perf_counter() - start
+
+    def output_text(self, cell) -> str:
+        """What the cell's output area says (the DOM's text: an off-screen cell has no layout)."""
+        return cell.locator(".jp-OutputArea").text_content()
+
+    def show(self, cell) -> None:
+        """Scroll the cell to the middle of the window, as a student scrolls to read it."""
+        cell.evaluate("el => el.scrollIntoView({block: 'center'})")
+        self.page.wait_for_timeout(300)
+
+    def menu(self, menu: str, item: str) -> None:
+        self.page.get_by_role("menuitem", name=menu, exact=True).click()
+        self.page.get_by_role("menuitem", name=item).first.click()
+
+    def restart_and_run_all(self, last_cell_text: str, timeout_s: float = 600) -> None:
+        """Kernel ▸ Restart Kernel and Run All Cells…, confirm; return when the last cell ran."""
+        self.menu("Kernel", "Restart Kernel and Run All Cells…")
+        self.page.locator(".jp-Dialog .jp-mod-accept").click()
+        start = time.perf_counter()
+        last = self.cell(last_cell_text)
+        self.page.wait_for_function(
+            """([el, pattern]) => new RegExp(pattern).test(
+                   el.querySelector('.jp-InputPrompt').textContent)""",
+            arg=[last.element_handle(), r"\[\d+\]"], timeout=timeout_s * 1000)
+        self.page.wait_for_selector(IDLE, timeout=timeout_s * 1000)
+        self.timings["Restart & Run All"] = time.perf_counter() - start
+
+    def save(self, path: Path, timeout_s: float = 30) -> None:
+        """File ▸ Save (Ctrl+S); return when `path` was written."""
+        before = path.stat().st_mtime_ns
+        self.page.keyboard.press("Control+s")
+        deadline = time.monotonic() + timeout_s
+        while path.stat().st_mtime_ns == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} was not saved within {timeout_s} s")
+            time.sleep(0.1)
+        time.sleep(0.5)  # the write may still be in progress
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                      headless=True)
