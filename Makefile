@@ -4,14 +4,25 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export MPLBACKEND ?= Agg
 
-.PHONY: run test venv data lessons nbgrader bench clean
+.PHONY: run test venv data browser student lessons nbgrader bench clean
 
 run: data  ## train lesson 01's reference solution, then autograde it
 	$(PY) solutions/01_mnist_dnn.py
 	$(PY) -m autograder grade solutions/01_mnist_dnn.py
 
-test: data  ## the whole test suite (what CI runs)
+test: data browser  ## the whole test suite (what CI runs), the browser test included
 	$(PY) -m pytest
+
+# The browser test drives JupyterLab in Debian's chromium (never a browser download).
+# Installed with apt when missing; where apt cannot, the browser test fails and says why.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || \
+	  echo "could not install chromium: the browser test will fail (apt-get install chromium)"
+
+student: data  ## your own copy of the lessons in work/, opened in JupyterLab
+	$(PY) -m autograder.student $(ARGS)
 
 venv: $(VENV)/.installed
 
