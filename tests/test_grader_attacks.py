@@ -77,22 +77,44 @@ def by_id(report):
 
 
 def test_escaping_processes_die_with_the_jail(tmp_path):
-    """A grandchild in a session of its own with an empty environment, and a process that
-    keeps forking and exiting: before the jail they outlived `batch` and rewrote grades.csv."""
+    """clone(CLONE_PARENT) then setsid with an empty environment (a sibling of the sandbox
+    child, not its descendant, not tagged), and a process that keeps forking and exiting:
+    before the jail they outlived `batch` and rewrote grades.csv."""
     path = write(tmp_path, "escape.py", attack("""
-        import os, time
+        import ctypes, os, signal, time
+        libc = ctypes.CDLL(None, use_errno=True)
+        CLONE_PARENT, SYS_CLONE = 0x8000, 56  # x86_64
+        if libc.syscall(SYS_CLONE, CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0) == 0:
+            os.setsid()
+            os.execve("/bin/sleep", ["sleep", "60"], {})
         if os.fork() == 0:
             os.setsid()
             if os.fork() == 0:
-                while True:
+                for _ in range(300):
                     if os.fork() == 0:
                         os.execve("/bin/sleep", ["sleep", "60"], {})
                     time.sleep(0.05)
+                os._exit(0)
             os._exit(0)
     """))
+    before = sleepers()
     report = grade(path, only="accuracy")
     assert report.score == report.max_score, scorecard(report)
     assert jail_processes() == []
+    assert sleepers() <= before
+
+
+def sleepers() -> set[int]:
+    """`sleep 60` processes (what the escape test's processes become)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline") if entry.isdigit() else None
+            if cmdline and cmdline.read_bytes() == b"sleep\x0060\x00":
+                found.add(int(entry))
+        except OSError:
+            pass
+    return found
 
 
 def test_a_classmate_can_be_neither_read_nor_changed_nor_killed(tmp_path):
