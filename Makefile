@@ -40,9 +40,10 @@ lessons: venv  ## regenerate lessons/ from solutions/
 nbgrader: venv  ## build the nbgrader course folder from solutions/
 	$(PY) -m autograder.nbcourse build
 
-bench: data  ## benchmarks: training vs the original, grader speed
+bench: data browser  ## benchmarks: training vs the original, grader speed, the student session
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_notebook.py
+	$(PY) benchmarks/bench_student.py
 	$(PY) benchmarks/bench_grader.py
 
 clean:
