@@ -113,6 +113,7 @@ class Notebook:
     def cell(self, text: str):
         """The one cell whose text contains `text`."""
         cells = self.page.locator(".jp-Notebook .jp-Cell").filter(has_text=text)
+        cells.first.wait_for(state="attached", timeout=60_000)  # editors are drawn lazily
         assert cells.count() == 1, f"{cells.count()} cells contain {text!r}"
         return cells.first
 
@@ -159,17 +160,18 @@ class Notebook:
         self.page.get_by_role("menuitem", name=item).first.click()
 
     def restart_and_run_all(self, last_cell_text: str, timeout_s: float = 600) -> None:
-        """Kernel ▸ Restart Kernel and Run All Cells…, confirm; return when the last cell ran."""
+        """Kernel ▸ Restart Kernel and Run All Cells…, confirm; return when the last cell ran
+        (its prompt goes from [*] to a number)."""
+        last = self.cell(last_cell_text).locator(".jp-InputPrompt")
         self.menu("Kernel", "Restart Kernel and Run All Cells…")
         self.page.locator(".jp-Dialog .jp-mod-accept").click()
         start = time.perf_counter()
-        last = self.cell(last_cell_text)
-        self.page.wait_for_function(
-            """([el, pattern]) => new RegExp(pattern).test(
-                   el.querySelector('.jp-InputPrompt').textContent)""",
-            arg=[last.element_handle(), r"\[\d+\]"], timeout=timeout_s * 1000)
-        self.page.wait_for_selector(IDLE, timeout=timeout_s * 1000)
+        self.page.wait_for_function("el => el.textContent.includes('*')",
+                                    arg=last.element_handle(), timeout=60_000)
+        self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)",
+                                    arg=last.element_handle(), timeout=timeout_s * 1000)
         self.timings["Restart & Run All"] = time.perf_counter() - start
+        self.page.wait_for_selector(IDLE, timeout=60_000)
 
     def save(self, path: Path, timeout_s: float = 30) -> None:
         """File ▸ Save (Ctrl+S); return when `path` was written."""

@@ -1,0 +1,46 @@
+"""`make student`: the student's own copy (made once, never overwritten, not paired with a .py)
+and a JupyterLab set-up without nbgrader's instructor tools — the instructor's keeps them.
+The browser test (test_browser.py) drives that JupyterLab; these check its parts quickly."""
+import subprocess
+import sys
+
+import nbformat
+
+from autograder import course, student
+
+LESSON = course.LESSONS[0]
+
+
+def test_prepare_copies_each_lesson_once_and_never_over_the_students_work(tmp_path):
+    [copy] = student.prepare(tmp_path)
+    assert copy == tmp_path / f"{LESSON}.ipynb"
+    nb = nbformat.read(copy, as_version=4)
+    assert "jupytext" not in nb.metadata  # a save writes no .py beside it
+    nb.cells[0].source = "my notes"
+    nbformat.write(nb, copy)
+    assert student.prepare(tmp_path) == []
+    assert nbformat.read(copy, as_version=4).cells[0].source == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [copy.name]
+
+
+def test_lab_opens_the_lesson_in_work_with_the_student_config_first(tmp_path):
+    command = student.lab_command(tmp_path, ["--no-browser"])
+    assert f"--ServerApp.root_dir={tmp_path}" in command and command[-1] == "--no-browser"
+    assert f"--LabApp.default_url=/lab/tree/{LESSON}.ipynb" in command
+    env = student.lab_env({"JUPYTER_CONFIG_PATH": "/elsewhere", "MPLBACKEND": "Agg"})
+    assert env["JUPYTER_CONFIG_PATH"].split(":") == [str(student.CONFIG), "/elsewhere"]
+    assert "MPLBACKEND" not in env  # the kernel must keep its inline backend: figures show
+
+
+def labextensions(env) -> str:
+    done = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout + done.stderr
+
+
+def test_nbgrader_ui_is_hidden_from_students_only():
+    def nbgrader(text):
+        return next(line for line in text.splitlines() if "@jupyter/nbgrader v" in line)
+
+    assert "disabled" in nbgrader(labextensions(student.lab_env()))
+    assert "enabled" in nbgrader(labextensions(None))  # the instructor's JupyterLab
