@@ -150,9 +150,9 @@ class Notebook:
         """What the cell's output area says (the DOM's text: an off-screen cell has no layout)."""
         return cell.locator(".jp-OutputArea").text_content()
 
-    def show(self, cell) -> None:
-        """Scroll the cell to the middle of the window, as a student scrolls to read it."""
-        cell.evaluate("el => el.scrollIntoView({block: 'center'})")
+    def show(self, element, block: str = "center") -> None:
+        """Scroll an element (a cell, an output) into the window, as a student scrolls to it."""
+        element.evaluate(f"el => el.scrollIntoView({{block: '{block}'}})")
         self.page.wait_for_timeout(300)
 
     def menu(self, menu: str, item: str) -> None:
@@ -171,6 +171,14 @@ class Notebook:
         self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)",
                                     arg=last.element_handle(), timeout=timeout_s * 1000)
         self.timings["Restart & Run All"] = time.perf_counter() - start
+        self.page.wait_for_selector(IDLE, timeout=60_000)
+
+    def restart(self) -> None:
+        """Kernel ▸ Restart Kernel…, confirm; return when the new kernel is idle."""
+        self.menu("Kernel", "Restart Kernel…")
+        self.page.locator(".jp-Dialog .jp-mod-accept").click()
+        self.page.wait_for_selector(".jp-Notebook-ExecutionIndicator:not([data-status=\"idle\"])",
+                                    timeout=30_000)
         self.page.wait_for_selector(IDLE, timeout=60_000)
 
     def save(self, path: Path, timeout_s: float = 30) -> None:

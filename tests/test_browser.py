@@ -69,6 +69,7 @@ def test_a_student_fills_the_lesson_in_jupyterlab(notebook, work, tmp_path):
     notebook.menu("Run", "Run All Cells")
     gap1 = notebook.cell(GAP[1])
     gap1.locator(".jp-OutputArea").filter(has_text="gap not filled yet").wait_for(timeout=180_000)
+    notebook.show(gap1.locator(".jp-OutputArea"), "end")
     notebook.shot("2-gap1-not-filled")
 
     # gap 1, typed in the editor, then its check cell: six green ✓
@@ -101,7 +102,7 @@ def test_a_student_fills_the_lesson_in_jupyterlab(notebook, work, tmp_path):
     for n in (2, 3):
         notebook.type_into(notebook.cell(GAP[n]), solution_cell(GAP[n]))
     notebook.restart_and_run_all("Test accuracy: ")
-    notebook.show(notebook.cell("plot_history(").locator(".jp-OutputArea"))
+    notebook.show(notebook.cell("plot_history(").locator(".jp-OutputArea"), "end")
     notebook.shot("5-history")
     for group, total in (("model", "8/8"), ("fit", "8/8"), ("accuracy", "4/4")):
         text = notebook.output_text(notebook.cell(f'check("{group}")'))
@@ -125,3 +126,12 @@ def test_a_student_fills_the_lesson_in_jupyterlab(notebook, work, tmp_path):
     assert {p: p.read_bytes() for p in (course.REPO / "lessons").iterdir()} == lessons_before
     run = tmp_path / "runs"  # MNIST_RUN_DIR: this run's folder
     assert set(FIGURES) <= {p.stem for p in run.glob("*.png")} and (run / "metrics.json").exists()
+
+    # after a kernel restart, a check cell run on its own says which cell to run first
+    notebook.restart()
+    model_check = notebook.cell('check("model")')
+    notebook.run(model_check)
+    text = " ".join(notebook.output_text(model_check).split())
+    notebook.shot("7-after-restart")
+    assert ("MyModel is not defined in this kernel: run the cell that defines it (gap 1, "
+            "section 5. Create the model) first") in text, text
