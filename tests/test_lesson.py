@@ -156,3 +156,12 @@ def test_lesson_runs_until_its_first_gap(tmp_path, monkeypatch):
     first_gap = code.index(failed[0])
     assert all(c.execution_count for c in code[:first_gap + 1])
     assert not any(c.execution_count for c in code[first_gap + 1:])
+
+
+def test_a_kernel_start_makes_no_run_folder():
+    """plots.run_dir() creates the run's folder: no cell may call it before the first figure
+    is saved, or every kernel start leaves an empty runs/<date-time>/ behind."""
+    sources = [c.source for c in read(course.lesson_path(LESSON, ".ipynb")).cells
+               if c.cell_type == "code"]
+    first_save = next(i for i, s in enumerate(sources) if "save_as=" in s)
+    assert not [s for s in sources[:first_save] if "run_dir(" in s]
