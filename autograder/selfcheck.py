@@ -104,9 +104,8 @@ def _live(name: str, lesson: str):
 def run_first(name: str, lesson: str) -> str:
     """ "MyModel is not defined in this kernel: run the cell that defines it (gap 1, section 5.
     Create the model) first ..." """
-    where = [f"gap {lesson_module(lesson).GAPS[name]}"] if name in lesson_module(lesson).GAPS else []
-    section = _section_defining(name, lesson)
-    where += [f"section {section}"] if section else []
+    gap, section = lesson_module(lesson).GAPS.get(name), _section_defining(name, lesson)
+    where = ([f"gap {gap}"] if gap else []) + ([f"section {section}"] if section else [])
     return (f"{name} is not defined in this kernel: run the cell that defines it "
             f"({', '.join(where) or 'above'}) first — after a kernel restart, select this cell "
             f"and use Run ▸ Run All Above Selected Cell.")
