@@ -261,27 +261,29 @@ class Jail:
     """The command line, environment, uid and cgroup of one jailed child process."""
 
     def __init__(self, found: Isolation, memory_mb: int, files=(), extra_env=None,
-                 writable_mb: int = TMP_MB):
+                 writable=(), cwd: str = "/tmp", tmp_mb: int = TMP_MB):
         self.found, self.memory_mb = found, memory_mb
-        self.files = tuple(Path(f) for f in files)
+        self.files = tuple(Path(f) for f in files)        # bound read-only
+        self.writable = tuple(Path(f) for f in writable)  # bound read-write (the jail's own)
         self.extra_env = dict(extra_env or {})
-        self.tmp_mb = writable_mb
+        self.cwd, self.tmp_mb = cwd, tmp_mb
         self.token = secrets.token_hex(6)
         self.uid = free_uid() if found.own_uid else os.getuid()
         self.gid = self.uid if found.own_uid else os.getgid()
         self.cgroup = (Cgroup.create(self.token, memory_mb * 2 ** 20, PROCESSES)
                        if found.cgroup and memory_mb else None)
 
-    def give(self, folder: Path) -> None:
-        """Make a folder of the grader's (one in `files`) readable by the jail's uid only."""
-        if self.found.own_uid:  # root still writes in it; the jail reads it, read-only
+    def give(self, folder: Path, mode: int = 0o500) -> None:
+        """Make a folder of the grader's (in `files` or `writable`) the jail uid's only: 0o500
+        to read it (root still writes in it), 0o700 to write in it too."""
+        if self.found.own_uid:
             os.chown(folder, self.uid, self.gid)
-            os.chmod(folder, 0o500)
+            os.chmod(folder, mode)
 
     def command(self, argv: list[str]) -> list[str]:
         """argv run inside the jail (through `sh` when the jail joins its cgroup first)."""
         jailed = [self.found.bwrap, *self._namespaces(), *self._filesystem(),
-                  "--chdir", "/tmp", "--clearenv",
+                  "--chdir", self.cwd, "--clearenv",
                   *[arg for key, value in self.env().items()
                     for arg in ("--setenv", key, value)], "--"]
         if self.found.own_uid:  # bwrap runs as root to mount; the child drops to its own uid
@@ -316,6 +318,8 @@ class Jail:
         made = {"/tmp", "/dev"}  # the grader's files may lie in /tmp: bound over the tmpfs
         for path in sorted(set(python_paths()) | {str(f) for f in self.files}):
             args += _parents(path, made) + ["--ro-bind", path, path]
+        for path in map(str, self.writable):
+            args += _parents(path, made) + ["--bind", path, path]
         return args
 
     def _tmpfs(self, where: str, megabytes: int) -> list[str]:

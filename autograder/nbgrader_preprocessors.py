@@ -4,29 +4,60 @@ The course's nbgrader_config.py (written by `python -m autograder.nbcourse build
 in the two steps of autograde:
 
     sanitize   RestoreCells        nbgrader's OverwriteCells; also puts deleted test cells back
+                                   and drops nbgrader metadata that is unknown or duplicated
     run        SetParameters       shorten the run: rewrite values in the `parameters` cell
-               ExecuteWithGrader   nbgrader's Execute, minus the check("<group>") calls of the
-                                   test cells (their imports still run)
-               GradeTestCells      grades the notebook file in nbgrader's own process and
-                                   writes every check test cell's output: ✓/✗ lines, points
+               ExecuteWithGrader   nbgrader's Execute, in a jailed kernel (autograder.nbkernel),
+                                   minus the check("<group>") calls of the test cells (their
+                                   imports still run); keeps the notebook as it was before
+               GradeTestCells      grades that copy in nbgrader's own process and writes every
+                                   check test cell's output: ✓/✗ lines, points
 
 The points never come from the student's kernel: a test cell without an error or a number
 scores full marks in nbgrader, and a kernel can be made to print nothing (a student only has to
 replace `check`). GradeTestCells runs after the kernel is done and overwrites whatever the
-kernel left in those cells.
+kernel left in those cells, and it grades the notebook as it was before the kernel ran, kept in
+nbgrader's memory, never a file the kernel could have changed. The kernel itself runs jailed:
+it sees its own folder, Python and MNIST, not `source/`, the gradebook or other students.
 """
 import ast
+import contextlib
 import copy
 import os
+import shutil
+import tempfile
 
 import nbformat
 from nbgrader import utils
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
-from traitlets import Dict
+from traitlets import Bool, Dict, default
+
+from autograder.nbkernel import JailedKernelManager
 
 from autograder.checks import DEFAULT_LESSON, LESSONS, select
 from autograder.course import CHECK_CALL
 from autograder.report import group_card
+
+
+GRADED = "autograder_graded_notebook"  # resources key: the notebook before the kernel ran
+
+
+@contextlib.contextmanager
+def graded_copy(resources, path):
+    """A private file holding the notebook GradeTestCells grades: the copy ExecuteWithGrader
+    kept before the kernel ran (else the file as it is now), in a folder of the grader's."""
+    text = resources.get(GRADED)
+    if text is None:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    folder = tempfile.mkdtemp(prefix="autograder-graded-")
+    try:
+        copy_path = os.path.join(folder, os.path.basename(path))
+        with open(copy_path, "w", encoding="utf-8") as f:
+            f.write(text)
+        yield copy_path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def notebook_path(resources):
@@ -58,6 +89,30 @@ class RestoreCells(OverwriteCells):
     only, and fails the whole submission (KeyError) when the cell before it is an ordinary
     locked one, e.g. the markdown above the hidden test.
     """
+
+    def preprocess(self, nb, resources):
+        """Drop nbgrader metadata that the source notebook does not have, or that a second cell
+        repeats (a copied test cell): with it, nbgrader 0.9.6 fails the whole submission with
+        `KeyError: 'grade_id'`. The cells stay, as ordinary cells; real test cells are then
+        restored or put back as usual."""
+        nbgrader = resources["nbgrader"]
+        with Gradebook(nbgrader["db_url"]) as gradebook:
+            source = gradebook.find_notebook(nbgrader["notebook"], nbgrader["assignment"])
+            known = {cell.name for cell in source.source_cells}
+        seen = set()
+        for index, cell in enumerate(nb.cells):
+            meta = cell.metadata.get("nbgrader")
+            if meta is None:
+                continue
+            grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+            if grade_id not in known or grade_id in seen:
+                why = "repeats" if grade_id in seen else "has unknown"
+                self.log.warning("Cell %d %s nbgrader metadata (grade_id %r): it is graded as an "
+                                 "ordinary cell", index, why, grade_id)
+                del cell.metadata["nbgrader"]
+                continue
+            seen.add(grade_id)
+        return super().preprocess(nb, resources)
 
     def add_missing_grade_cells(self, nb, resources):
         source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
@@ -116,20 +171,24 @@ def set_parameters(source, values):
 
 
 class ExecuteWithGrader(Execute):
-    """nbgrader's Execute, except that the check("<group>") calls of the test cells don't run.
+    """nbgrader's Execute in a jailed kernel, except that the check("<group>") calls of the test
+    cells don't run.
 
-    GradeTestCells (next) grades the notebook file and overwrites those cells' outputs, so
-    grading in the kernel too would only double the time. A test cell still runs the rest of
-    its code (`from autograder.selfcheck import check`): a student's later cell may use it.
-    AUTOGRADER_SUBMISSION names the notebook, so such a call by the student grades the file in
-    the sandbox, as `python -m autograder grade` does. The student's figures go next to it
-    (MNIST_RUN_DIR) rather than into the instructor's runs/.
+    GradeTestCells (next) grades the notebook and overwrites those cells' outputs, so grading in
+    the kernel too would only double the time. A test cell still runs the rest of its code
+    (`from autograder.selfcheck import check`): a student's later cell may use it. Before the
+    kernel starts, the notebook as it is now goes into `resources` (GRADED): what GradeTestCells
+    grades, whatever the kernel does to files. The kernel's figures go to its own /tmp.
     """
 
+    @default("kernel_manager_class")
+    def _jailed_kernel(self):
+        return JailedKernelManager
+
     def preprocess(self, nb, resources, km=None):
-        notebook = notebook_path(resources)
-        runs = os.path.join(os.path.dirname(notebook), "runs")
-        with utils.setenv(AUTOGRADER_SUBMISSION=notebook, MNIST_RUN_DIR=runs):
+        resources[GRADED] = nbformat.writes(nb)
+        runs = os.path.join(os.path.dirname(notebook_path(resources)), "runs")
+        with utils.setenv(MNIST_RUN_DIR=runs):  # without a jail (allow_unjailed)
             return super().preprocess(nb, resources, km=km)
 
     def preprocess_cell(self, cell, resources, index):
@@ -154,17 +213,23 @@ class GradeTestCells(NbGraderPreprocessor):
     result, which nbgrader takes as partial credit. A hidden check shows its verdict only.
     """
 
+    allow_unjailed = Bool(False, help="Grade where no jail can start (trusted submissions "
+                                      "only)").tag(config=True)
+
     def preprocess(self, nb, resources):
         cells = [(cell, check_group(cell)) for cell in nb.cells]
         cells = [(cell, group) for cell, group in cells if group is not None]
         if not cells:
             return nb, resources
+        from autograder import jail
         from autograder.grading import grade
 
+        jail.require(untrusted_ok=self.allow_unjailed)
         path = notebook_path(resources)
         name = resources["metadata"]["name"]
         lesson = name if name in LESSONS else DEFAULT_LESSON
-        report = grade(path, lesson)
+        with graded_copy(resources, path) as copy_path:
+            report = grade(copy_path, lesson)
         self.log.info("Autograder: %g/%g points for %s (%.1f s)", report.score, report.max_score,
                       path, report.seconds)
         by_id = {result.check.id: result for result in report.results}

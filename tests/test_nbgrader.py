@@ -8,6 +8,7 @@ those of `python -m autograder grade` on the same notebooks.
 import ast
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,7 +24,8 @@ import autograder.grading
 
 from autograder import nbcourse
 from autograder.checks import CheckResult, catalogue
-from autograder.nbgrader_preprocessors import GradeTestCells, set_parameters, without_check_calls
+from autograder.nbgrader_preprocessors import (GRADED, GradeTestCells, set_parameters,
+                                               without_check_calls)
 
 REPO = Path(__file__).resolve().parent.parent
 LESSON = "01_mnist_dnn"
@@ -120,7 +122,7 @@ def test_test_cell_outputs_are_the_graders_whatever_the_kernel_wrote(tmp_path, m
     graded = []
 
     def fake_grade(path, lesson):
-        graded.append((path, lesson))
+        graded.append((os.path.basename(path), open(path).read(), lesson))
         return autograder.grading.Report(lesson, str(path), results)
 
     monkeypatch.setattr(autograder.grading, "grade", fake_grade)
@@ -133,9 +135,10 @@ def test_test_cell_outputs_are_the_graders_whatever_the_kernel_wrote(tmp_path, m
     cells[1].outputs = [new.new_output("execute_result", data={"text/plain": "8.0"}),
                         new.new_output("stream", name="stderr", text="oops")]
     nb = new.new_notebook(cells=cells)
-    resources = {"metadata": {"path": str(tmp_path), "name": LESSON}}
+    kept = "the notebook as it was before the kernel ran"  # ExecuteWithGrader keeps it
+    resources = {"metadata": {"path": str(tmp_path), "name": LESSON}, GRADED: kept}
     nb, _ = GradeTestCells().preprocess(nb, resources)
-    assert graded == [(str(tmp_path / f"{LESSON}.ipynb"), LESSON)]  # once for the notebook
+    assert graded == [(f"{LESSON}.ipynb", kept, LESSON)]  # once, the kept copy
     assert cells[0].outputs == []
     model, hidden = cells[1].outputs, cells[2].outputs
     assert [o.output_type for o in model] == ["stream", "execute_result"] == [
