@@ -13,19 +13,14 @@ and a note saying which, in the batch output and in their feedback.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
-import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-from autograder import gradecache, report
-from autograder.checks import DEFAULT_LESSON, UsageError
+from autograder import gradecache, pool, report
+from autograder.checks import DEFAULT_LESSON
 from autograder.sandbox import Limits
 from autograder.submission import SubmissionError
 
@@ -85,12 +80,13 @@ def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | 
     cache.compact()
     results, todo = {}, []
     for student, files in submissions.items():
-        payload = _payload(student, *choose(files, folder), folder, context)
-        cached = None if force else cache.get(student, _key(payload))
+        path, note = choose(files, folder)
+        cached = None if force else cache.get(student, _key(_payload(student, path, note,
+                                                                     folder, context)))
         if cached:
             results[student] = {**cached, "cached": True}
         else:
-            todo.append((student, *choose(files, folder)))
+            todo.append((student, path, note))
     for result in _grade_all(todo, folder, context, workers, scheduler):
         if result.pop("cacheable"):
             cache.add(result["student"], result.pop("key"), result)
@@ -135,19 +131,9 @@ def grade_payload(payload: dict) -> dict:
                   # the file's fault, the same next time; anything else is worth a retry
                   "cacheable": isinstance(error, SubmissionError)}
     result.update(student=student, file=payload["file"], note=note, key=_key(payload),
-                  seconds=round(time.perf_counter() - start, 3), worker=_where(),
+                  seconds=round(time.perf_counter() - start, 3), worker=pool.where(),
                   grader=gradecache.grader_version())
     return json.loads(json.dumps(result, default=str))  # plain JSON data, whatever it held
-
-
-def _where() -> str:
-    """The Dask worker's address when this runs on one, else this machine's name."""
-    if "distributed" in sys.modules:
-        try:
-            return sys.modules["distributed"].get_worker().address
-        except ValueError:  # not in a Dask task
-            pass
-    return socket.gethostname()
 
 
 def _grade_bytes(payload: dict, private: Path):
@@ -166,28 +152,18 @@ def _grade_bytes(payload: dict, private: Path):
     return graded
 
 
-# --- where the tasks run: a local pool or a Dask cluster -----------------------------------------
+# --- the tasks run in a local pool or on a Dask cluster (pool.py) -------------------------------
 
 
 def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str | None):
-    """Yield one result per (student, path, note) of `todo`, as they finish, with a progress
-    bar on stderr. At most `window` tasks are in flight, so a class of thousands never holds
-    all its files in memory at once."""
-    if not todo:
-        return
-    with _executor(workers, scheduler) as (submit, wait_first, window):
-        progress = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr)
-        pending, students = set(), {}
-        for student, path, note in todo:
-            future = submit(grade_payload, _payload(student, path, note, folder, context))
-            pending.add(future)
-            students[future] = student
-            while len(pending) >= window or (pending and len(students) == len(todo)):
-                done, pending = wait_first(pending)
-                for future in done:
-                    progress.update()
-                    yield _result(future, students[future])
-        progress.close()
+    """Yield one result per (student, path, note) of `todo`, as they finish."""
+    chosen = {student: (path, note) for student, path, note in todo}
+
+    def prepare(student):
+        return _payload(student, *chosen[student], folder, context)
+
+    for student, future in pool.run(grade_payload, list(chosen), prepare, workers, scheduler):
+        yield _result(future, student)
 
 
 def _result(future, student: str) -> dict:
@@ -207,47 +183,6 @@ def _result(future, student: str) -> dict:
         result.update(row=report.gradebook_row(student, error=message), report=None,
                       feedback=f"{student}\n{message}\n", cacheable=False)
     return result
-
-
-class _executor:
-    """(submit, wait_first, window) for a thread pool here, or for a Dask cluster."""
-
-    def __init__(self, workers: int, scheduler: str | None):
-        self.workers, self.scheduler = workers, scheduler
-
-    def __enter__(self):
-        if self.scheduler:
-            return self._dask()
-        self.pool = concurrent.futures.ThreadPoolExecutor(max(1, self.workers))
-        wait = concurrent.futures.wait
-        return (self.pool.submit, lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
-                2 * self.workers)
-
-    def _dask(self):
-        import distributed
-
-        try:
-            self.pool = distributed.Client(self.scheduler, timeout="30s")
-        except OSError as error:
-            raise UsageError(f"could not reach the Dask scheduler at {self.scheduler}: "
-                             f"{error}") from None
-        threads = sum(self.pool.nthreads().values())
-        if not threads:
-            print(f"autograder: the scheduler at {self.scheduler} has no workers yet; tasks "
-                  f"wait until one joins", file=sys.stderr)
-
-        def submit(function, payload):
-            return self.pool.submit(function, payload, pure=False)
-
-        def wait_first(fs):
-            return distributed.wait(fs, return_when="FIRST_COMPLETED")
-        return submit, wait_first, max(64, 2 * threads)
-
-    def __exit__(self, *exc):
-        if self.scheduler:
-            self.pool.close()
-        else:
-            self.pool.shutdown(cancel_futures=True)
 
 
 # --- outputs ---------------------------------------------------------------------------------------
