@@ -2,15 +2,19 @@
 
     python -m autograder.nbcourse build [--course-dir DIR]
     python -m autograder.nbcourse grade [--course-dir DIR] [--assignment 01_mnist_dnn]
+                                        [--workers N | --scheduler tcp://HOST:PORT]
+                                        [--force] [--report report.html]
 
 `build` writes DIR/nbgrader_config.py and DIR/source/<lesson>/<lesson>.ipynb (the solution
 with nbgrader metadata, from `autograder.course.annotated_notebook`); it never touches the
 gradebook, `submitted/`, `autograded/` or `feedback/`. `grade` runs nbgrader's own commands
-in DIR: generate_assignment (if not done yet), autograde, generate_feedback and export
-(-> DIR/grades.csv). DIR defaults to <repo>/course (git-ignored).
+in DIR: generate_assignment (if not done yet), autograde (N students at once, see
+nbautograde.py; unchanged submissions are not graded again unless --force), generate_feedback
+and export (-> DIR/grades.csv). DIR defaults to <repo>/course (git-ignored).
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,19 +137,34 @@ def nbgrader(*args, course_dir=COURSE_DIR, timeout=None):
     return subprocess.run(cmd, cwd=course_dir, env=env, check=True, timeout=timeout)
 
 
-def grade(course_dir=COURSE_DIR, assignment=LESSONS[0]):
-    """Autograde every submission afresh, write feedback and DIR/grades.csv (release if need be)."""
+def grade(course_dir=COURSE_DIR, assignment=LESSONS[0], workers=1, scheduler=None,
+          force=False, report=None):
+    """Autograde the submissions that changed since their last autograde (all with `force`),
+    `workers` students at once or on the Dask cluster at `scheduler`; write feedback,
+    DIR/grades.csv and the optional class report; release first if need be.
+    Returns student -> {"seconds", "cached", "error"}."""
+    from autograder import nbautograde
+
     course_dir = Path(course_dir)
     if not (course_dir / "release" / assignment).exists():
         nbgrader("generate_assignment", assignment, course_dir=course_dir)
-    if not list(course_dir.glob(f"submitted/*/{assignment}/*.ipynb")):
+    if not nbautograde.students(course_dir, assignment):
         raise FileNotFoundError(f"nothing to grade: no {course_dir}/submitted/<student>/"
                                 f"{assignment}/*.ipynb (collect the submissions first, e.g. "
                                 f"with `nbgrader zip_collect {assignment}`)")
-    nbgrader("autograde", assignment, "--force", course_dir=course_dir)
-    nbgrader("generate_feedback", assignment, "--force", course_dir=course_dir)
+    outcomes = nbautograde.autograde(course_dir, assignment, workers, scheduler, force)
+    for student, outcome in outcomes.items():  # generate_feedback rebuilds what is missing
+        if not outcome["cached"]:
+            shutil.rmtree(course_dir / "feedback" / student / assignment, ignore_errors=True)
+    nbgrader("generate_feedback", assignment, *(["--force"] if force else []),
+             course_dir=course_dir)
     nbgrader("export", "--to", "grades.csv", course_dir=course_dir)
-    return course_dir / "grades.csv"
+    if report:
+        from autograder import classreport
+
+        entries = nbautograde.class_entries(course_dir, assignment, outcomes)
+        classreport.write(entries, report, title=f"{assignment}: {course_dir.name}")
+    return outcomes
 
 
 def main(argv=None):
@@ -165,17 +184,47 @@ def main(argv=None):
         command.add_argument("--course-dir", type=Path, default=COURSE_DIR, metavar="DIR",
                              help="the course folder (default: %(default)s)")
     grade_cmd.add_argument("--assignment", default=LESSONS[0], help="default: %(default)s")
+    grade_cmd.add_argument("--workers", type=int, default=1,
+                           help="students autograded at once on this machine (default 1)")
+    grade_cmd.add_argument("--scheduler", metavar="ADDRESS",
+                           help="autograde on a Dask cluster instead (tcp://HOST:PORT)")
+    grade_cmd.add_argument("--force", action="store_true",
+                           help="autograde every student again, even those unchanged since "
+                                "their last autograde")
+    grade_cmd.add_argument("--report", type=Path, metavar="HTML",
+                           help="also write the class report (one HTML file) here")
     args = parser.parse_args(argv)
     if args.command == "build":
         print(f"course built in {build(args.course_dir)}")
     else:
-        try:
-            print(f"grades written to {grade(args.course_dir, args.assignment)}")
-        except FileNotFoundError as error:
-            raise SystemExit(str(error))
-        except subprocess.CalledProcessError as error:
-            raise SystemExit(f"`nbgrader {error.cmd[3]}` failed (exit {error.returncode}): "
-                             f"see its log above")
+        grade_command(args)
+
+
+def grade_command(args):
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler and args.workers != 1:
+        raise SystemExit("--workers sets the pool on this machine; with --scheduler the "
+                         "cluster's workers grade: drop one of the two")
+    try:
+        outcomes = grade(args.course_dir, args.assignment, args.workers, args.scheduler,
+                         args.force, args.report)
+    except FileNotFoundError as error:
+        raise SystemExit(str(error))
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(f"`nbgrader {error.cmd[3]}` failed (exit {error.returncode}): "
+                         f"see its log above")
+    failed = sorted(s for s, outcome in outcomes.items() if outcome["error"])
+    reused = sum(outcome["cached"] for outcome in outcomes.values())
+    print(f"autograded {len(outcomes) - reused} of {len(outcomes)} students now, {reused} "
+          f"unchanged since their last autograde; grades written to "
+          f"{args.course_dir / 'grades.csv'}")
+    for student in failed:
+        print(f"  could not autograde {student}: {outcomes[student]['error']}")
+    if args.report:
+        print(f"class report → {args.report}")
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
