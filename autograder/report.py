@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 import json
 import textwrap
 from pathlib import Path
@@ -64,19 +65,18 @@ def group_card_html(name: str, results) -> str:
 
 
 def card_lines(results) -> list[tuple]:
-    """(result, hint to show under it or ""): a failing check's hint, shown once under the
-    last of the failing checks in a row that share it."""
-    hints = [r.public_message() if not r.passed else "" for r in results]
+    """(result, the hint to show under it or ""): failing checks in a row with the same hint
+    show it once, under the last of them."""
     shown = []
-    for i, (result, hint) in enumerate(zip(results, hints)):
-        shared = i + 1 < len(results) and hint and hints[i + 1] == hint
-        run = 1
-        while hint and i - run >= 0 and hints[i - run] == hint:
-            run += 1
-        if hint and run > 1 and not shared:
-            hint = f"(all {run} above) {hint}"
-        shown.append((result, "" if shared else hint))
+    for hint, run in itertools.groupby(results, key=_hint):
+        *first, last = run
+        shown += [(result, "") for result in first]
+        shown.append((last, f"(all {len(first) + 1} above) {hint}" if hint and first else hint))
     return shown
+
+
+def _hint(result) -> str:
+    return "" if result.passed else result.public_message()
 
 
 def group_total(name: str, results) -> str:
