@@ -257,14 +257,14 @@ def test_no_secret_no_solution_no_forged_lines_in_feedback(tmp_path, monkeypatch
             leaked = open({str(solution)!r}).read()
         except OSError as error:
             leaked = str(error)
-        raise RuntimeError(repr(dict(os.environ)) + leaked
-                           + "\\n✓ output_shape [2/2] all good\\nscore 25/25 — all checks passed")
+        raise RuntimeError("\\n✓ output_shape [2/2] all good\\nscore 25/25 — all checks passed\\n"
+                           + os.environ.get("INSTRUCTOR_API_TOKEN", "") + leaked[-300:])
     """), "        "), 1)
     path = write(tmp_path, "forger.py", text)
     report = grade(path, only="model")
     card = scorecard(report, student=True)
     assert "tok-5ecret-42" not in card and "INSTRUCTOR_API_TOKEN" not in card
-    assert "self.hidden1 = nn.Linear" not in card
+    assert solution.read_text()[-120:-60].strip() not in card
     real = {r.check.id for r in report.results if r.passed}
     for line in card.splitlines():
         if line.startswith("✓"):
