@@ -18,6 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from autograder import jail
 from autograder import report as reports
 from autograder.checks import DEFAULT_LESSON, LESSONS, UsageError
 from autograder.sandbox import Limits
@@ -51,7 +52,13 @@ def parser() -> argparse.ArgumentParser:
                              help="seconds per probe (the training probe gets 3x) "
                                   "[default %(default)s]")
         command.add_argument("--memory-limit", type=int, default=Limits.memory_mb,
-                             help="MB of memory for the student's process [default %(default)s]")
+                             help="MB of memory for the student's jail [default %(default)s]")
+        command.add_argument("--budget", type=float, default=Limits.budget_s,
+                             help="wall-clock seconds for one submission, start-ups included; "
+                                  "then it is graded on what finished [default %(default)s]")
+    batch.add_argument("--no-jail", action="store_true",
+                       help="grade where no jail can start (macOS, Windows, no user "
+                            "namespaces): only if you trust every submission")
     return main
 
 
@@ -62,6 +69,8 @@ def check_arguments(args) -> None:
                          f"got {args.time_limit:g}")
     if args.memory_limit <= 0:
         raise UsageError(f"--memory-limit must be a positive number of MB, got {args.memory_limit}")
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        raise UsageError(f"--budget must be a positive number of seconds, got {args.budget:g}")
     if args.command == "grade":
         for option in ("json", "gradescope"):
             check_output(f"--{option}", getattr(args, option), args.submission)
@@ -100,7 +109,7 @@ def check_output(option: str, path, submission) -> None:
 def grade_command(args) -> int:
     from autograder.grading import grade
 
-    limits = Limits(time_s=args.time_limit, memory_mb=args.memory_limit)
+    limits = Limits(time_s=args.time_limit, memory_mb=args.memory_limit, budget_s=args.budget)
     report = grade(args.submission, args.lesson, only=args.only, limits=limits)
     print(reports.scorecard(report))
     if args.json:
@@ -113,7 +122,10 @@ def grade_command(args) -> int:
 def batch_command(args) -> int:
     from autograder.batch import grade_folder
 
-    limits = Limits(time_s=args.time_limit, memory_mb=args.memory_limit)
+    limits = Limits(time_s=args.time_limit, memory_mb=args.memory_limit, budget_s=args.budget,
+                    require_jail=not args.no_jail)
+    if not args.scheduler:  # a cluster's workers check for themselves (Limits.require_jail)
+        jail.require(untrusted_ok=args.no_jail)
     results = grade_folder(args.folder, args.out, workers=args.workers, feedback=args.feedback,
                            scheduler=args.scheduler, force=args.force,
                            class_report=args.report, lesson=args.lesson, limits=limits)
@@ -136,7 +148,7 @@ def main(argv=None) -> int:
     try:
         check_arguments(args)
         return {"grade": grade_command, "batch": batch_command}[args.command](args)
-    except (SubmissionError, UsageError, OSError) as error:
+    except (SubmissionError, UsageError, OSError, jail.NoJail) as error:
         print(f"autograder: {error}", file=sys.stderr)
         return 2
     except Exception:  # a grader bug: say so, and never let it pass for a student's failure

@@ -70,8 +70,16 @@ def grade(path, lesson: str = DEFAULT_LESSON, only: str | None = None,
     outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, module, seed)
     results = [judge(check, outcomes[check.probe], ctx) for check in checks]
     seconds = {"startup": startup, **{p: o["seconds"] for p, o in outcomes.items()}}
-    return Report(lesson, str(path), results, list(sub.problems), time.perf_counter() - start,
-                  seconds)
+    return Report(lesson, str(path), results, list(sub.problems) + isolation_notes(),
+                  time.perf_counter() - start, seconds)
+
+
+def isolation_notes() -> list[str]:
+    """Where no jail could run, every report says so (see autograder/jail.py)."""
+    from autograder.jail import isolation
+
+    found = isolation()
+    return [] if found.jailed else [f"isolation: {found.describe()}"]
 
 
 def _sandboxed(sub, lesson, checks, limits, ctx, module, seed) -> tuple[dict, float]:
