@@ -331,3 +331,22 @@ def test_a_low_memory_limit_is_not_blamed_on_the_reference(tmp_path):
     path = write(tmp_path, "reference.py", TEMPLATE)
     report = grade(path, public_only=True, limits=Limits(memory_mb=1000))
     assert report.passed, scorecard(report)
+
+
+def test_without_a_jail_batch_refuses_unless_told_and_reports_say_so(tmp_path):
+    """Where no jail can start (simulated with AUTOGRADER_NO_JAIL), a student grading their own
+    file still gets a scorecard that says so; batch grades other people's code only with
+    --no-jail."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    stub = write(folder, "alice.py", STUB)
+    no_jail = {"AUTOGRADER_NO_JAIL": "1"}
+    own = cli("grade", stub, "--only", "accuracy", env=no_jail)
+    assert own.returncode == 1 and "isolation: process only" in own.stdout, own.stdout
+    refused = cli("batch", folder, "--out", tmp_path / "grades.csv", env=no_jail)
+    assert refused.returncode == 2 and "--no-jail" in refused.stderr, refused.stderr
+    assert not (tmp_path / "grades.csv").exists()
+    told = cli("batch", folder, "--out", tmp_path / "grades.csv", "--no-jail", env=no_jail)
+    assert told.returncode == 0, told.stdout + told.stderr
+    feedback = (tmp_path / "grades-feedback" / "alice.txt").read_text()
+    assert "isolation: process only" in feedback
