@@ -1,13 +1,19 @@
 """How fast is the grader, and where does min_test_accuracy's threshold come from?
 
     python benchmarks/bench_grader.py                 # per-check times + batch throughput
+    python benchmarks/bench_grader.py --nbgrader      # serial nbgrader vs nbcourse --workers
     python benchmarks/bench_grader.py --calibrate     # hidden check over 5 seeds
+
+Batch throughput is measured in one run for the local pool and a local Dask cluster
+(distributed.LocalCluster, one single-threaded worker process each), with 1 and 2 workers.
 
 Prints figures; it is a benchmark, never run by the test suite.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import re
 import shutil
 import sys
@@ -47,19 +53,76 @@ def per_check(path: Path) -> None:
                   f"(share of the probe + its judge)")
 
 
-def throughput(workers: int, count: int) -> None:
+def make_class(count: int) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="bench-class-"))
     for i in range(count):
         name = CLASS[i % len(CLASS)]
         shutil.copy(write(name, folder), folder / f"student{i:02d}_{name}.py")
         (folder / f"{name}.py").unlink()
-    out = folder / "grades.csv"
-    start = time.perf_counter()
-    grade_folder(folder, out, workers=workers)
-    seconds = time.perf_counter() - start
-    print(f"batch of {count} with {workers} worker(s): {seconds:.1f} s, "
-          f"{count / seconds * 60:.1f} submissions/minute")
+    return folder
+
+
+def throughput(count: int) -> None:
+    """Submissions per minute: local pool and local Dask cluster, 1 and 2 workers."""
+    folder, out = make_class(count), Path(tempfile.mkdtemp(prefix="bench-out-"))
+    for engine in ("local pool", "Dask LocalCluster"):
+        for workers in (1, 2):
+            with _engine(engine, workers) as options:
+                start = time.perf_counter()
+                grade_folder(folder, out / "grades.csv", force=True, **options)
+                seconds = time.perf_counter() - start
+            print(f"batch of {count}, {engine}, {workers} worker(s): {seconds:.1f} s, "
+                  f"{count / seconds * 60:.1f} submissions/minute")
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _engine(engine: str, workers: int):
+    """grade_folder's options for `engine`; a Dask cluster is started (and its workers have
+    imported the grader) before the clock starts."""
+    if engine == "local pool":
+        yield {"workers": workers}
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(importlib.import_module, "autograder.grading")
+        yield {"scheduler": cluster.scheduler_address}
+
+
+def nbgrader_class(workers: list[int]) -> None:
+    """The 6-student class of tests/test_nbgrader.py: serial `nbgrader autograde` vs
+    `python -m autograder.nbcourse grade --workers N` (autograde only, then + feedback/export)."""
+    import nbformat
+    from test_nbgrader import LESSON, make_class as nbgrader_students
+
+    from autograder import nbautograde, nbcourse
+    from autograder.course import annotated_notebook
+
+    root = Path(tempfile.mkdtemp(prefix="bench-nbgrader-"))
+    annotated = annotated_notebook(LESSON)
+    nbcourse.build(root / "course", {LESSON: annotated})
+    nbcourse.nbgrader("generate_assignment", LESSON, course_dir=root / "course")
+    release = nbformat.read(root / "course" / "release" / LESSON / f"{LESSON}.ipynb", 4)
+    students = nbgrader_students(release, annotated)
+    for student, nb in students.items():
+        (root / "course" / "submitted" / student / LESSON).mkdir(parents=True)
+        nbformat.write(nb, root / "course" / "submitted" / student / LESSON / f"{LESSON}.ipynb")
+    for n in [0, *workers]:
+        course = root / f"course-{n}"
+        shutil.copytree(root / "course", course)
+        start = time.perf_counter()
+        if n == 0:
+            nbcourse.nbgrader("autograde", LESSON, course_dir=course)
+            label = "nbgrader autograde (serial)"
+        else:
+            nbautograde.autograde(course, LESSON, workers=n)
+            label = f"nbcourse grade --workers {n}, autograde step"
+        print(f"{len(students)} students, {label}: {time.perf_counter() - start:.1f} s",
+              flush=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def calibrate(seeds: int) -> None:
@@ -91,13 +154,17 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--count", type=int, default=8, help="submissions in the batch")
+    parser.add_argument("--nbgrader", action="store_true",
+                        help="only: serial nbgrader autograde vs nbcourse grade --workers 1, 2")
     args = parser.parse_args()
     if args.calibrate:
         calibrate(args.seeds)
         return
+    if args.nbgrader:
+        nbgrader_class([1, 2])
+        return
     per_check(SOLUTION if SOLUTION.exists() else write("reference", tempfile.mkdtemp()))
-    for workers in (1, 2):
-        throughput(workers, args.count)
+    throughput(args.count)
 
 
 if __name__ == "__main__":
