@@ -30,7 +30,7 @@ import nbformat
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Dict, default
+from traitlets import Bool, Dict
 
 from autograder.nbkernel import JailedKernelManager
 
@@ -181,9 +181,9 @@ class ExecuteWithGrader(Execute):
     grades, whatever the kernel does to files. The kernel's figures go to its own /tmp.
     """
 
-    @default("kernel_manager_class")
-    def _jailed_kernel(self):
-        return JailedKernelManager
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", JailedKernelManager)  # nbgrader's sets its own
+        super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources, km=None):
         resources[GRADED] = nbformat.writes(nb)

@@ -6,6 +6,7 @@ from tests/submissions/, and one that tampered with its test cells. nbgrader's p
 those of `python -m autograder grade` on the same notebooks.
 """
 import ast
+import copy
 import csv
 import json
 import os
@@ -72,6 +73,11 @@ def test_build_writes_config_and_notebook_only(tmp_path):
     assert c.ClearSolutions.code_stub == CODE_STUB  # the release is the lesson
     assert RestoreCells in c.Autograde.sanitize_preprocessors and c.OverwriteCells.add_missing_cells
     assert ClearHiddenTests in c.GenerateFeedback.preprocessors
+    # students' kernels run jailed, and nothing runs unjailed unless the instructor says so
+    from autograder.nbkernel import JailedKernelManager
+
+    assert ExecuteWithGrader().kernel_manager_class is JailedKernelManager
+    assert c.JailedKernelManager.allow_unjailed is False is c.GradeTestCells.allow_unjailed
 
 
 def test_build_refuses_a_stray_file_in_source(tmp_path):
@@ -197,7 +203,21 @@ def filled(release, annotated, answers=None):
     return nb
 
 
-def make_class(release, annotated):
+# A cell a student adds: copy the instructor's source notebook (answers, hidden test) over the
+# file that autograde grades (before the jail: 25/25 with every gap unfilled).
+SWAP = ("import shutil\ntry:\n    shutil.copy('../../../source/{lesson}/{lesson}.ipynb', "
+        "'{lesson}.ipynb')\nexcept OSError as error:\n    print(error)\n")
+# A cell that starts a process outliving autograde, which then gives itself full marks in the
+# gradebook (before the jail: autograde said 0/25, export 25/25).
+LINGER = ("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', \"\"\"\n"
+          "import sqlite3, time  # lingerer-marker\ntime.sleep(8)\n"
+          "db = sqlite3.connect({db!r})\n"
+          "db.execute('update grade set manual_score = (select max_score from grade_cells "
+          "where grade_cells.id = grade.cell_id)')\ndb.commit()\n\"\"\"], "
+          "start_new_session=True)\n")
+
+
+def make_class(release, annotated, root):
     """student id -> submitted notebook."""
     students = {"reference": filled(release, annotated), "unfilled": nbformat.from_dict(release)}
     for student, variant in BUGGY.items():
@@ -212,6 +232,25 @@ def make_class(release, annotated):
         if cell.cell_type == "code" and "class MyModel" in cell.source:
             cell.source = CHEAT
     students["cheat"] = cheat
+    swapper = nbformat.from_dict(release)
+    swapper.cells.append(nbformat.v4.new_code_cell(SWAP.format(lesson=LESSON)))
+    students["swapper"] = swapper
+    lingerer = nbformat.from_dict(release)
+    lingerer.cells.insert(3, nbformat.v4.new_code_cell(
+        LINGER.format(db=str(root / "gradebook.db"))))
+    students["lingerer"] = lingerer
+    duplicated = filled(release, annotated)  # a test cell copy-pasted, nbgrader metadata and all
+    test_cell = next(c for c in duplicated.cells if 'check("model")' in c.source)
+    pasted = copy.deepcopy(test_cell)
+    pasted.id = "pasted-copy"  # Jupyter gives a pasted cell a new id, not new metadata
+    duplicated.cells.insert(duplicated.cells.index(test_cell) + 1, pasted)
+    students["duplicated"] = duplicated
+    fakemeta = filled(release, annotated)  # a cell with made-up nbgrader metadata
+    fake = nbformat.v4.new_code_cell("print('extra points?')")
+    fake.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": False,
+                                 "grade_id": "bonus", "points": 100, "schema_version": 3}
+    fakemeta.cells.append(fake)
+    students["fakemeta"] = fakemeta
     return students
 
 
@@ -227,7 +266,9 @@ def course(tmp_path_factory):
     release = nbformat.read(root / "release" / LESSON / f"{LESSON}.ipynb", as_version=4)
 
     # the class hands in through an LMS: one zip of files named the Canvas way
-    students = make_class(release, annotated)
+    students = make_class(release, annotated, root)
+    source = root / "source" / LESSON / f"{LESSON}.ipynb"
+    source_bytes = source.read_bytes()
     archive = root / "downloaded" / LESSON / "archive"
     archive.mkdir(parents=True)
     with zipfile.ZipFile(archive / "submissions.zip", "w") as zf:
@@ -236,10 +277,13 @@ def course(tmp_path_factory):
     nbcourse.nbgrader("zip_collect", LESSON, course_dir=root, timeout=120)
 
     start = time.perf_counter()
-    nbcourse.nbgrader("autograde", LESSON, course_dir=root, timeout=600)
+    nbcourse.nbgrader("autograde", LESSON, course_dir=root, timeout=1500)
     autograde_s = time.perf_counter() - start
+    time.sleep(10)  # a lingering process would have written the gradebook by now
     nbcourse.nbgrader("generate_feedback", LESSON, course_dir=root, timeout=300)
     nbcourse.nbgrader("export", "--to", "grades.csv", course_dir=root, timeout=120)
+    lingering = [pid for pid in os.listdir("/proc")
+                 if pid.isdigit() and b"lingerer-marker" in _cmdline(pid)]
     print(f"\nnbgrader autograde: {autograde_s:.1f} s for {len(students)} students")
 
     cli = {}
@@ -251,7 +295,15 @@ def course(tmp_path_factory):
         assert done.returncode in (0, 1), done.stdout + done.stderr
         cli[student] = json.loads(out.read_text())
     return {"root": root, "students": students, "release": release, "annotated": annotated,
-            "cli": cli}
+            "cli": cli, "source_unchanged": source.read_bytes() == source_bytes,
+            "lingering": lingering}
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def autograded(course, student):
@@ -387,3 +439,32 @@ def test_feedback_shows_scores_but_no_hidden_test_code(course):
         assert "Score:" in html, student
         for secret in ("HIDDEN TESTS", "&quot;hidden&quot;", '"hidden"', "'hidden'"):
             assert secret not in html, (student, secret)
+
+
+# --- students who attack the course from their kernel --------------------------------------------
+
+
+def test_the_kernel_cannot_swap_the_graded_file_or_touch_the_course(course):
+    """The swapper copied source/ over its own file: it scores its unfilled gaps."""
+    grades = nbgrader_grades(course["root"], "swapper")
+    assert sum(s for s, _ in grades.values()) == pytest.approx(course["cli"]["unfilled"]["score"])
+    assert course["source_unchanged"]
+    for student, nb in course["students"].items():  # nobody's submitted file changed
+        submitted = course["root"] / "submitted" / student / LESSON / f"{LESSON}.ipynb"
+        assert nbformat.read(submitted, as_version=4).cells == nb.cells, student
+
+
+def test_nothing_started_by_a_kernel_outlives_it(course):
+    assert course["lingering"] == []
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(LESSON, LESSON, "lingerer")
+        assert all(g.manual_score is None for g in nb.grades)
+        assert nb.score == pytest.approx(course["cli"]["unfilled"]["score"])
+
+
+def test_a_copied_test_cell_or_made_up_metadata_is_graded_like_the_reference(course):
+    reference = nbgrader_grades(course["root"], "reference")
+    for student in ("duplicated", "fakemeta"):
+        assert nbgrader_grades(course["root"], student) == reference, student
