@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     for path in prepare():
         print(f"your copy: {path.relative_to(REPO)} (yours to edit; lessons/ stays as it is)")
-    print(f"JupyterLab opens {LESSONS[0]}.ipynb in {WORK.relative_to(REPO)}/ — Ctrl+C here stops it")
+    print(f"JupyterLab opens {LESSONS[0]}.ipynb in {WORK.relative_to(REPO)}/ — Ctrl+C twice here stops it")
     command = lab_command(extra=argv)
     os.execvpe(command[0], command, lab_env())
 
