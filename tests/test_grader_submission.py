@@ -1,4 +1,6 @@
 """Loading a submission keeps definitions, drops top-level work and never runs anything."""
+import json
+
 import nbformat
 import pytest
 
@@ -113,3 +115,38 @@ def test_loading_runs_nothing(tmp_path):
     path.write_text(f"open({str(marker)!r}, 'w')\nX = 1\n")
     load(path)
     assert not marker.exists()
+
+
+def _notebook(cells, path):
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+def test_a_notebook_over_the_cell_cap_is_refused_before_parsing(tmp_path):
+    from autograder.submission import MAX_CELLS
+
+    cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [],
+            "execution_count": None}
+    sub = load(_notebook([cell] * 100_000, tmp_path / "many.ipynb"))
+    assert not sub.statements and f"{MAX_CELLS} cells" in sub.problems[0]
+
+
+def test_a_file_over_the_size_cap_is_not_read(tmp_path, monkeypatch):
+    import autograder.submission as submission
+
+    monkeypatch.setattr(submission, "MAX_BYTES", 1000)
+    cell = {"cell_type": "code", "source": "X = 1", "metadata": {}, "execution_count": None,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "x" * 5000}]}
+    sub = load(_notebook([cell], tmp_path / "big.ipynb"))
+    assert not sub.statements and "clear the outputs" in sub.problems[0]
+
+
+def test_invalid_json_and_hostile_cells_are_problems_not_crashes(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [')
+    assert "JSONDecodeError" in load(broken).problems[0]
+    deep = tmp_path / "deep.py"
+    deep.write_text("X = 1\n# %%\nY = " + "-" * 200_000 + "1\n# %%\nZ = 2\n")
+    sub = load(deep)
+    assert sub.defined() == {"X", "Z"} and "could not parse this cell" in sub.problems[0]
