@@ -52,6 +52,7 @@ class CheckResult:
     message: str
     details: dict = field(default_factory=dict)
     seconds: float = 0.0
+    hint: str = ""          # shown to students even when the check is hidden
 
     @property
     def score(self) -> float:
@@ -64,13 +65,18 @@ class CheckResult:
     def public_message(self) -> str:
         """What a student sees: hidden checks show only their verdict and generic text."""
         if self.check.hidden:
-            return self.check.success if self.passed else self.check.fail
-        return self.message
+            text = self.check.success if self.passed else self.check.fail
+        else:
+            text = self.message
+        return f"{text} — {self.hint}" if self.hint else text
+
+    def full_message(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
 
     def summary(self, student: bool = False) -> str:
         mark = "✓" if self.passed else "✗"
         hidden = " (hidden)" if self.check.hidden else ""
-        text = self.public_message() if student else self.message
+        text = self.public_message() if student else self.full_message()
         return (f"{mark} {self.check.id}{hidden} "
                 f"[{format_points(self.score)}/{format_points(self.max_score)}] "
                 f"{self.check.title}: {text}")
@@ -79,7 +85,7 @@ class CheckResult:
         out = {"id": self.check.id, "title": self.check.title, "group": self.check.group,
                "passed": self.passed, "score": self.score, "max_score": self.max_score,
                "hidden": self.check.hidden,
-               "message": self.public_message() if student else self.message}
+               "message": self.public_message() if student else self.full_message()}
         if not student:
             out["details"] = self.details
             out["seconds"] = round(self.seconds, 3)

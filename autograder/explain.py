@@ -44,6 +44,8 @@ class Context:
         kind, message = error["type"], error.get("message", "")
         if kind == "MissingName":
             return self.missing(error["name"])
+        if kind == "GraphRejected":  # the clean child's own words about the exported model
+            return message
         if kind == "NotImplementedError":
             return self.not_filled(self.culprit(error) or "your code")
         if kind == "SystemExit":

@@ -3,17 +3,21 @@
     load (submission.py) → run the probes the chosen checks need (sandbox.py, or in-process
     for a live notebook) → judge each check here, in the grader's process → Report.
 
-What a probe exports for the grader to run (the trained model's TorchScript graph) is run in
-a second, clean child under the same limits, never in the grader's process (see CLEAN).
+A number reported by a process that ran student code is a claim. What a probe exports (the
+student's model, as a `torch.export` program) is checked and run in a second, clean child that
+never runs student code, under the same limits (see the lesson's CLEAN probes).
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
 import io
+import secrets
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -68,7 +72,7 @@ def grade(path, lesson: str = DEFAULT_LESSON, only: str | None = None,
     ctx = Context(gaps=module.GAPS, what=module.WHAT, where=sub.where, dropped=sub.dropped,
                   problems=sub.problems, memory_mb=limits.memory_mb)
     outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, module, seed)
-    results = [judge(check, outcomes[check.probe], ctx) for check in checks]
+    results = hint_hidden([judge(check, outcomes[check.probe], ctx) for check in checks])
     seconds = {"startup": startup, **{p: o["seconds"] for p, o in outcomes.items()}}
     return Report(lesson, str(path), results, list(sub.problems) + isolation_notes(),
                   time.perf_counter() - start, seconds)
@@ -115,21 +119,36 @@ def _clean_box(clean: dict, lesson: str, limits: Limits):
 
 
 def _evaluate_cleanly(outcome: dict, probe: str, box: Sandbox, module, limits, seed) -> None:
-    """Hand the blob a probe exported (e.g. a traced model) to `probe` in the clean child; its
-    outcome goes into the first probe's data as "evaluation"."""
+    """Run `probe` in the clean child on what the jail exported (see `evaluate`)."""
+    def run(args: dict) -> dict:
+        return box.run(probe, _time_limit(module, probe, limits), seed, args)
+
+    evaluate(outcome, box.workdir, run)
+
+
+def evaluate(outcome: dict, folder: Path, run) -> None:
+    """Hand the programs a probe exported (the student's model) to `run`, a process that never
+    runs student code, with a secret drawn now, which no process that ran student code sees.
+    Its outcome goes into the first probe's data as "evaluation", the secret as "secret";
+    whatever the jail put under those keys is dropped first. Files go through `folder`."""
     data = outcome.get("data") if outcome["ok"] else None
-    if not isinstance(data, dict) or "blob" not in data:
+    if not isinstance(data, dict):
         return
-    blob = data.pop("blob")
-    if not (isinstance(blob, torch.Tensor) and blob.dtype == torch.uint8 and blob.dim() == 1):
-        data["evaluation"] = {"ok": False, "seconds": 0.0,
-                              "error": {"type": "Malformed", "message": "not a byte string"}}
-        return
-    path = box.workdir / "blob.bin"
-    path.write_bytes(blob.numpy().tobytes())
-    data["evaluation"] = box.run(probe, _time_limit(module, probe, limits), seed,
-                                 {"path": str(path)})
+    for key in ("evaluation", "secret"):
+        data.pop(key, None)
+    blobs = data.pop("blobs", None)
+    paths = {}
+    for i, (label, blob) in enumerate(blobs.items() if isinstance(blobs, dict) else ()):
+        if isinstance(label, str) and isinstance(blob, torch.Tensor) and \
+                blob.dtype == torch.uint8 and blob.dim() == 1 and i < MAX_PROGRAMS:
+            paths[label] = str(folder / f"exported-{i}.pt2")
+            Path(paths[label]).write_bytes(blob.numpy().tobytes())
+    data["secret"] = secrets.randbits(62)
+    data["evaluation"] = run({"paths": paths, "secret": data["secret"]})
     outcome["seconds"] += data["evaluation"]["seconds"]
+
+
+MAX_PROGRAMS = 4  # exported programs one probe may hand to the clean child
 
 
 def _missing(names, defined):
@@ -157,6 +176,16 @@ def judge(check, outcome: dict, ctx: Context) -> CheckResult:
                        time.perf_counter() - start)
 
 
+def hint_hidden(results: list[CheckResult]) -> list[CheckResult]:
+    """A failed hidden check names the visible checks that failed: those are the place to start."""
+    failed = [r.check.id for r in results if not r.passed and not r.check.hidden]
+    if failed:
+        for result in results:
+            if result.check.hidden and not result.passed:
+                result.hint = f"fix the visible checks that failed first: {', '.join(failed)}"
+    return results
+
+
 def grade_namespace(ns: dict, lesson: str = DEFAULT_LESSON, only: str | None = None) -> Report:
     """Self-check of a live notebook: public checks, probes run right here on `ns`."""
     from autograder import probing
@@ -166,11 +195,14 @@ def grade_namespace(ns: dict, lesson: str = DEFAULT_LESSON, only: str | None = N
     probes = importlib.import_module(module.PROBES_MODULE).PROBES
     checks = select(lesson, only, public_only=True)
     ctx = Context(gaps=module.GAPS, what=module.WHAT)
-    outcomes = {}
-    with quiet():
+    outcomes, clean = {}, getattr(module, "CLEAN", {})
+    with quiet(), tempfile.TemporaryDirectory(prefix="autograder-") as folder:
         for check in checks:
             if check.probe not in outcomes:
                 outcomes[check.probe] = probing.run_probe(probes[check.probe], ns)
+                if check.probe in clean:  # a self-check: here, in the student's own kernel
+                    evaluate(outcomes[check.probe], Path(folder), lambda args, p=check.probe:
+                             probing.run_probe(probes[clean[p]], {}, 0, args))
         results = [judge(check, outcomes[check.probe], ctx) for check in checks]
     return Report(lesson, "<notebook>", results, [], time.perf_counter() - start,
                   {p: o["seconds"] for p, o in outcomes.items()})

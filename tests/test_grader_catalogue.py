@@ -4,9 +4,7 @@ everything, and adversarial submissions are contained.
 
 The whole catalogue is graded once, two submissions at a time (~3 min on two cores).
 """
-import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -18,25 +16,15 @@ NAMES = [v.name for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
-def orphan_file(tmp_path_factory):
-    """Where the orphan_process variant's grandchild writes its pid."""
-    return tmp_path_factory.mktemp("orphan") / "orphan.pid"
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory, orphan_file):
+def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("catalogue")
 
     def one(variant):
         path = write(variant.name, folder)
         return grade(path, public_only=variant.hidden is None, limits=Limits(**variant.limits))
 
-    os.environ["ORPHAN_PID_FILE"] = str(orphan_file)  # the sandbox passes it to the child
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            return dict(zip(NAMES, pool.map(one, VARIANTS)))
-    finally:
-        os.environ.pop("ORPHAN_PID_FILE", None)
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(NAMES, pool.map(one, VARIANTS)))
 
 
 def messages(report) -> str:
@@ -83,30 +71,23 @@ def test_grading_twice_gives_the_same_report(graded, tmp_path):
     again = grade(write("reference", tmp_path))
     first = graded["reference"]
 
-    def verdicts(report):
-        return [(r.check.id, r.passed, r.message) for r in report.results]
+    def verdicts(report):  # the hidden check's noise is a new secret each time: not its text
+        return [(r.check.id, r.passed, r.message if not r.check.hidden else "")
+                for r in report.results]
 
     assert verdicts(again) == verdicts(first)
     assert again.score == first.score
 
 
-def alive(pid: int) -> bool:
-    """Running, sleeping or stopped; a zombie (killed, not yet reaped) is dead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+def test_an_orphan_process_changes_no_verdict(graded):
+    """Whether it survives is the jail's business (tests/test_grader_attacks.py)."""
+    report = graded["orphan_process"]
+    assert report.passed, messages(report)
 
 
-def test_no_process_of_the_student_survives_grading(graded, orphan_file):
-    pid = int(orphan_file.read_text())  # a setsid() grandchild that sleeps 60 s
-    assert not alive(pid)
-
-
-def test_the_traced_model_runs_in_a_child_not_in_the_grader(graded):
+def test_a_model_that_loops_only_while_exported_is_not_tested(graded):
     result = next(r for r in graded["hang_grader"].results if r.check.id == "min_test_accuracy")
-    assert "too slow: testing your trained model" in result.message
+    assert "could not be exported" in result.message
     assert graded["hang_grader"].seconds < 60
 
 

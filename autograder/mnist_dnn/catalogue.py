@@ -64,11 +64,14 @@ CHECKS = (
           fail="call optimizer.zero_grad() before every backward pass",
           success="each step uses only its own batch's gradient"),
     # ---------------------------------------------------------------- gap 3: accuracy
-    Check("accuracy_matches_reference", "accuracy agrees with the grader's, chunk by chunk", 2,
+    Check("accuracy_matches_reference", "accuracy agrees with the grader's", 1,
           "accuracy", "accuracy", j.accuracy_matches_reference, ACCURACY,
-          fail="accuracy does not compute the fraction of correct argmax predictions, in chunks",
-          success="same value as the grader's accuracy, computed in chunks, including a last "
-                  "partial chunk"),
+          fail="accuracy does not compute the fraction of correct argmax predictions",
+          success="same value as the grader's accuracy, a last partial chunk included"),
+    Check("accuracy_in_chunks", "accuracy runs the model chunk by chunk", 1,
+          "accuracy", "accuracy", j.accuracy_in_chunks, ACCURACY,
+          fail="accuracy must run the model on chunks of the images, not all at once",
+          success="the model runs on chunks, so any number of images fits in memory"),
     Check("accuracy_returns_float", "accuracy returns a Python float in [0, 1]", 1,
           "accuracy", "accuracy", j.accuracy_returns_float, ACCURACY,
           fail="accuracy must return a Python float between 0 and 1",
@@ -92,11 +95,13 @@ WHAT = {"model": "building MyModel and running it on a few batches",
         "fit": "running your fit on 250 images for 3 epochs",
         "accuracy": "running your accuracy on a few small test sets",
         "hidden": "training your MyModel with your fit on the 60000 training images",
+        "model_eval": "checking your exported model",
         "hidden_eval": "testing your trained model on the 10000 test images"}
 
 # Probes run in a fresh child that holds none of the student's code, on what another probe
-# exported: "hidden" trains the student's model and exports its graph, "hidden_eval" scores it.
-CLEAN = {"hidden": "hidden_eval"}
+# exported: "model" exports MyModel(), "model_eval" gathers the model checks' evidence from the
+# exported programs; "hidden" trains the student's model and exports it, "hidden_eval" scores it.
+CLEAN = {"model": "model_eval", "hidden": "hidden_eval"}
 
 # A probe may run this many times the sandbox's time limit (the hidden one trains on 60k images)
 TIME_FACTOR = {"hidden": 3}

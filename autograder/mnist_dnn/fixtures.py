@@ -4,14 +4,8 @@ sides rebuild identical inputs from the seeds below.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import re
-import zipfile
-
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from autograder.datacache import mnist
 
@@ -22,14 +16,16 @@ FIT_N, FIT_BATCH, FIT_EPOCHS = 250, 32, 3   # 250 = 7 full batches + a last one 
 FIT_OFFSET, FIT_VAL = 1000, 100
 HIDDEN_EPOCHS, HIDDEN_BATCH, HIDDEN_VAL = 2, 128, 1000
 MIN_TEST_ACCURACY = 0.94  # calibrated: see benchmarks/bench_grader.py --calibrate
-EXPORT_CHUNK = 100        # the exported model is traced and evaluated with batches of 100
+EXPORT_CHUNK = 500        # the clean child runs the exported model on batches of 500
 
-# The hidden check's test images carry a little noise, drawn from a seed that hashes the exported
-# graph itself: a model cannot hold a table of the exact images it will be tested on. A real MLP
-# loses under 0.1 % to it (measured by benchmarks/bench_grader.py --calibrate).
+# The hidden check scores the exported model on the test images, shuffled and with a little
+# noise, and on training images picked at random, all drawn from a secret the grader chooses at
+# evaluation time: the jail never sees it. A real MLP loses under 0.1 % to the noise (measured by
+# benchmarks/bench_grader.py --calibrate).
 TEST_NOISE = 0.02         # standard deviation of the Gaussian noise, then clamped to [0, 1]
-TRAIN_CHECK = 5000        # trained-on images also scored: a model must not do better on the test
-TEST_OVER_TRAIN = 0.015   # set than on images it was trained on by more than this
+AGREE_N = 100             # the exported graph must give the jail's eager outputs on these images
+TRAIN_CHECK = 5000        # training images (a secret pick) are scored too: a model must not do
+TEST_OVER_TRAIN = 0.015   # better on the test set than on them by more than this
 
 # Sample i carries code (i + 1) / STAMP_SCALE in pixel (0, 0), pixel (0, 1) is 0 and pixel (0, 2)
 # is 1: reading the three back undoes any per-sample or per-batch affine transform a * x + b
@@ -67,47 +63,32 @@ def read_stamp(x: torch.Tensor, scale: int = STAMP_SCALE) -> torch.Tensor | None
     return index.long() - 1
 
 
-def noise_seed(blob: bytes) -> int:
-    """A seed from the exported graph (weights, buffers, constants, code): no model can hold
-    the noise it will see. Debug paths, ids and torch's per-process class numbers are left out,
-    so the same model gets the same noise wherever its file lies."""
-    digest = hashlib.sha256()
-    try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-            for name in sorted(archive.namelist(), key=_unmangled):
-                if not name.endswith(_UNHASHED) and "/traced_inputs" not in name:
-                    digest.update(_unmangled(name).encode() + _unmangled(archive.read(name)))
-    except (zipfile.BadZipFile, OSError, ValueError):
-        digest.update(blob)
-    return int.from_bytes(digest.digest()[:8], "big") >> 1
-
-
-_UNHASHED = (".debug_pkl", "serialization_id")
-_MANGLE = re.compile(r"[./]___torch_mangle_\d+")
-
-
-def _unmangled(text):
-    if isinstance(text, bytes):
-        return _MANGLE.sub("", text.decode("latin-1")).encode("latin-1")
-    return _MANGLE.sub("", text)
-
-
-def perturbed(x: torch.Tensor, seed: int) -> torch.Tensor:
+def perturbed(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """x with a little Gaussian noise, clamped to [0, 1]: same digits, not the same bytes."""
-    g = torch.Generator().manual_seed(seed)
-    return (x + TEST_NOISE * torch.randn(x.shape, generator=g)).clamp_(0.0, 1.0)
+    return (x + TEST_NOISE * torch.randn(x.shape, generator=generator)).clamp_(0.0, 1.0)
 
 
-def hidden_sets(seed: int) -> dict:
-    """The images the exported model is scored on: {name: (x, y)}."""
-    data, labels = mnist(), hidden_labels()
-    return {"test": (perturbed(data["x_test"], seed), labels["test"]),
-            "train": (perturbed(data["x_train"][-TRAIN_CHECK:], seed + 1), labels["train"])}
-
-
-def hidden_labels() -> dict:
+def _picks(secret: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set's order and the scored training images, from the grader's secret."""
+    g = torch.Generator().manual_seed(secret)
     data = mnist()
-    return {"test": data["y_test"], "train": data["y_train"][-TRAIN_CHECK:]}
+    return (torch.randperm(len(data["y_test"]), generator=g),
+            torch.randperm(len(data["y_train"]), generator=g)[:TRAIN_CHECK])
+
+
+def hidden_sets(secret: int) -> dict:
+    """The images the exported model is scored on: {name: (x, y)} (clean child, grader)."""
+    data = mnist()
+    order, picked = _picks(secret)
+    g = torch.Generator().manual_seed(secret + 1)
+    return {"test": (perturbed(data["x_test"][order], g), data["y_test"][order]),
+            "train": (perturbed(data["x_train"][picked], g), data["y_train"][picked])}
+
+
+def hidden_labels(secret: int) -> dict:
+    data = mnist()
+    order, picked = _picks(secret)
+    return {"test": data["y_test"][order], "train": data["y_train"][picked]}
 
 
 def reference_accuracy(model, x, y, chunk: int = 1000) -> float:
@@ -122,31 +103,33 @@ def reference_accuracy(model, x, y, chunk: int = 1000) -> float:
     return correct / len(x)
 
 
+PROBE_NET_SEED = 7
+
+
+def probe_body() -> nn.Sequential:
+    """The ProbeNet's layers with their initial weights: the same in every process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(PROBE_NET_SEED)
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
 class ProbeNet(nn.Module):
     """A small known-good MLP the grader hands to the student's `fit` (so gap 1 cannot fail
-    the fit checks). It notes each training batch and the gradient that batch alone gives."""
+    the fit checks). `on_forward(x)` is told of every forward pass that may be trained on."""
 
-    def __init__(self, y: torch.Tensor):
+    def __init__(self):
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
-        self.y = y
-        self.pending = None  # (indices, expected gradients) of the last training forward
+        self.body = probe_body()
+        self.on_forward = None
 
     def forward(self, x):
-        if self.training and torch.is_grad_enabled():
-            self.pending = self._expected(x)
+        if self.on_forward is not None and self.training and torch.is_grad_enabled():
+            self.on_forward(x)
         return self.body(x)
 
-    def _expected(self, x):
-        index = read_stamp(x)
-        if index is None or index.max() >= len(self.y):
-            return None, None
-        loss = F.cross_entropy(self.body(x.detach().float()), self.y[index])
-        return index, torch.autograd.grad(loss, list(self.body.parameters()))
 
-    def loss(self, x, y) -> float:
-        with torch.no_grad():
-            return F.cross_entropy(self.body(x), y).item()
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.detach().reshape(-1).float() for t in tensors])
 
 
 class LookupModel(nn.Module):

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from autograder.checks import Verdict
 from autograder.mnist_dnn import fixtures as fx
-from autograder.mnist_dnn.probes import MATCH_CASES
+from autograder.mnist_dnn import replay
+from autograder.mnist_dnn.probes import CHUNKED_CASE, MAIN, MATCH_CASES
 
 FLATTEN = ("flatten the images with x.reshape(len(x), -1) or nn.Flatten(), never with a "
            "fixed batch size")
@@ -28,10 +29,51 @@ def _part(part: dict, ctx, doing: str):
 SELF_EXPLAINING = ("NotImplementedError", "MissingName", "SystemExit")
 
 
+def close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-4) -> bool:
+    """Equal up to float rounding, relative to the scale of what is compared (NaN == NaN)."""
+    if a.shape != b.shape or not torch.equal(a.isnan(), b.isnan()):
+        return False
+    a, b = a.double().nan_to_num(0.0), b.double().nan_to_num(0.0)
+    if a.numel() == 0:
+        return True
+    scale = max(float(a.abs().max()), float(b.abs().max()))
+    return float((a - b).abs().max()) <= rel * scale
+
+
 # ----------------------------------------------------------------------------- model
 
+def _evidence(data, ctx) -> tuple[dict | None, Verdict | None]:
+    """The model checks' evidence, gathered by the clean child from the exported programs.
+    What the jail reported (its eager outputs, export errors) can only fail a check."""
+    eager = data["eager"]
+    _, failed = _part(eager, ctx, "on a batch of 64 images your model raised")
+    if failed:
+        return None, failed
+    outcome = data["evaluation"]
+    if not outcome["ok"]:
+        error, why = outcome["error"], (data.get("export_errors") or {}).get(MAIN)
+        if error.get("type") == "GraphRejected" and isinstance(why, str):
+            return None, Verdict(False, f"your model could not be exported for checking: {why}")
+        if error.get("type") == "GraphRejected":
+            return None, Verdict(False, f"your model was not checked: {error.get('message')}")
+        return None, Verdict(False, ctx.failure(error, "model_eval"), {"error": error})
+    evidence = outcome["data"]
+    agree, failed = _part(evidence["agree"], ctx, "the exported model raised")
+    if failed:
+        return None, failed
+    disagreement = _disagreement(eager, agree)
+    if disagreement:
+        return None, Verdict(False, disagreement)
+    return evidence, None
+
+
 def output_shape(data, ctx) -> Verdict:
-    for label, part in data["shapes"].items():
+    evidence, failed = _evidence(data, ctx)
+    if failed:
+        return failed
+    for label, why in (data.get("export_errors") or {}).items():
+        return Verdict(False, f"for {label} inputs your model could not be exported: {why}")
+    for label, part in evidence["shapes"].items():
         n = int(label.strip("(").split(",")[0])
         shape, failed = _part(part, ctx, f"for an input of shape {label} your model raised")
         if failed:
@@ -41,17 +83,20 @@ def output_shape(data, ctx) -> Verdict:
             return Verdict(False, f"for an input of shape {label} your model returned shape "
                                   f"{tuple(shape)} instead of ({n}, 10): {FLATTEN}, and end "
                                   f"with a layer of 10 outputs")
-    return Verdict(True, details={"inputs": list(data["shapes"])})
+    return Verdict(True, details={"inputs": list(evidence["shapes"])})
 
 
 def batch_independence(data, ctx) -> Verdict:
-    pair, failed = _part(data["pair"], ctx, "on a batch of 64 images your model raised")
+    evidence, failed = _evidence(data, ctx)
+    if failed:
+        return failed
+    pair, failed = _part(evidence["pair"], ctx, "on a batch of 64 images your model raised")
     if failed:
         return failed
     half = fx.MODEL_BATCH // 2
     a, b = pair["first"][:half], pair["second"][:half]
     change = float((a - b).abs().max())
-    if change <= 1e-4 * max(1.0, float(a.abs().max())):
+    if close(a, b):  # relative: softmax(dim=0) outputs are ~1/64 and change by ~1e-4
         return Verdict(True, details={"max_change": change})
     return Verdict(False, f"the outputs for the same {half} images changed (by up to "
                           f"{change:.3g}) when the other {half} images of the batch changed: "
@@ -60,8 +105,19 @@ def batch_independence(data, ctx) -> Verdict:
                           f"softmax at all", {"max_change": change})
 
 
+def _names(names) -> list[str]:
+    """The parameter names the jail reported: they can only add parameters a gradient missed."""
+    if not (isinstance(names, list) and len(names) <= 1000
+            and all(isinstance(n, str) and len(n) <= 200 for n in names)):
+        raise ValueError("malformed parameter names")
+    return names
+
+
 def logits_not_probabilities(data, ctx) -> Verdict:
-    logits, failed = _part(data["init"], ctx, "on 512 images your model raised")
+    evidence, failed = _evidence(data, ctx)
+    if failed:
+        return failed
+    logits, failed = _part(evidence["init"], ctx, "on 512 images your model raised")
     if failed:
         return failed
     rows = logits.sum(dim=1)
@@ -71,7 +127,10 @@ def logits_not_probabilities(data, ctx) -> Verdict:
 
 
 def gradients_reach_all_parameters(data, ctx) -> Verdict:
-    grads, failed = _part(data["grads"], ctx, "computing the loss gradient raised")
+    evidence, failed = _evidence(data, ctx)
+    if failed:
+        return failed
+    grads, failed = _part(evidence["grads"], ctx, "computing the loss gradient raised")
     if failed:
         if "does not require grad" in failed.message:
             return Verdict(False, "no gradient reaches any parameter: the output is cut off from "
@@ -79,6 +138,7 @@ def gradients_reach_all_parameters(data, ctx) -> Verdict:
                                   "in forward)")
         return failed
     grads = grads["grads"]
+    grads.update({name: None for name in _names(data["parameters"]) if name not in grads})
     if not grads:
         return Verdict(False, "MyModel has no trainable parameters: create its layers in "
                               "__init__ as attributes (self.fc1 = nn.Linear(...))")
@@ -98,7 +158,10 @@ def gradients_reach_all_parameters(data, ctx) -> Verdict:
 
 
 def initial_loss(data, ctx) -> Verdict:
-    logits, failed = _part(data["init"], ctx, "on 512 images your model raised")
+    evidence, failed = _evidence(data, ctx)
+    if failed:
+        return failed
+    logits, failed = _part(evidence["init"], ctx, "on 512 images your model raised")
     if failed:
         return failed
     _, y = fx.train_slice(0, fx.INIT_SAMPLES)
@@ -113,26 +176,29 @@ def initial_loss(data, ctx) -> Verdict:
 
 
 def finite_outputs(data, ctx) -> Verdict:
+    evidence, failed = _evidence(data, ctx)
+    if failed:
+        return failed
     inputs = {"init": "real images", "blank": "blank (all-zero) images",
               "white": "all-white images"}
     for key, name in inputs.items():
-        out, failed = _part(data[key], ctx, f"on {name} your model raised")
+        out, failed = _part(evidence[key], ctx, f"on {name} your model raised")
         if failed:
             return failed
         if not bool(torch.isfinite(out).all()):
             return Verdict(False, f"your model outputs NaN or inf for {name}: avoid dividing by "
                                   f"something that can be 0 or taking the log of 0 (add a small "
                                   f"epsilon)")
-    grads, failed = _part(data["grads"], ctx, "in training mode your model raised")
+    grads, failed = _part(evidence["grads"], ctx, "computing the loss gradient raised")
     if grads and not grads["train_finite"]:
-        return Verdict(False, "your model outputs NaN or inf in training mode")
+        return Verdict(False, "your model outputs NaN or inf while computing the loss gradient")
     return Verdict(True)
 
 
 # ----------------------------------------------------------------------------- fit
 
 def fit_returns_history(data, ctx) -> Verdict:
-    history, epochs = data["history"], data["epochs"]
+    history, epochs = data["history"], fx.FIT_EPOCHS
     if history["type"] == "NoneType":
         return Verdict(False, "fit returned None: end fit with `return history`")
     values = history["values"]
@@ -149,33 +215,85 @@ def fit_returns_history(data, ctx) -> Verdict:
     return Verdict(True, details={"values": values})
 
 
+def _replayed(data) -> tuple[replay.Evidence | None, Verdict | None]:
+    """The grader's replay of the training fit claims to have done, or why it failed."""
+    try:
+        return replay.evidence(data), None
+    except (replay.Unreadable, KeyError, TypeError, AttributeError) as error:
+        return None, Verdict(False, f"the grader could not replay the training your fit did "
+                                    f"(its {error} did not come back intact): fit must train "
+                                    f"the model it is given, with the batches of x_train it "
+                                    f"is given")
+
+
+MISALIGNED = ("each batch's labels were not its images' labels: the labels came in their "
+              "original order while the images were shuffled — index x_train and y_train "
+              "with the same indices, x_train[batch] and y_train[batch]")
+
+
 def fit_loss_decreases(data, ctx) -> Verdict:
-    before, after = data["loss_before"], data["loss_after"]
-    details = {"loss_before": before, "loss_after": after, "steps": data["steps"]}
+    ev, failed = _replayed(data)
+    if failed:
+        return failed
+    before, after = ev.loss_before, ev.loss_after
+    details = {"loss_before": before, "loss_after": after, "steps": ev.steps}
+    if "misaligned" in ev.kinds:
+        return Verdict(False, MISALIGNED, details)
+    if ev.broken:
+        return Verdict(False, f"{ev.broken}: train with loss.backward() and optimizer.step() "
+                              f"only", details)
+    if after < 0.95 * before and not (ev.steps and ev.explained):
+        return Verdict(False, f"the loss went down, but not through optimizer steps on "
+                              f"gradients of the batches: {UNEXPLAINED}", details)
     if after < 0.95 * before:
         return Verdict(True, f"training loss {before:.3f} → {after:.3f}", details)
-    if data["steps"] and data["foreign_steps"] == data["steps"]:
+    if after > 1.05 * before:
+        why = ("the loss went up: the learning rate is too high — try 1e-3 with Adam or 0.1 "
+               "with SGD")
+    elif ev.idle_steps and not ev.steps:
         why = ("the optimizer holds parameters that are not the model's: build it from the "
                "`model` given to fit, torch.optim.Adam(model.parameters(), ...)")
-    elif not data["steps"]:
+    elif not ev.steps:
         why = "no optimizer step ran: call optimizer.step() after loss.backward()"
     else:
         why = "check that each step runs zero_grad → forward → loss → backward → step"
     return Verdict(False, f"the training loss did not go down ({before:.3f} → {after:.3f} "
-                          f"after {data['epochs']} epochs on {data['n']} images): {why}", details)
+                          f"after {fx.FIT_EPOCHS} epochs on {fx.FIT_N} images): {why}", details)
 
 
-def _epochs(data) -> list[torch.Tensor]:
-    seen = torch.cat(data["batches"]) if data["batches"] else torch.zeros(0, dtype=torch.long)
-    per = len(seen) // data["epochs"]
-    return [seen[i * per:(i + 1) * per] for i in range(data["epochs"])], seen
+def _epochs(ev) -> tuple[list[torch.Tensor], torch.Tensor]:
+    seen = torch.cat(ev.batches) if ev.batches else torch.zeros(0, dtype=torch.long)
+    per = len(seen) // fx.FIT_EPOCHS
+    return [seen[i * per:(i + 1) * per] for i in range(fx.FIT_EPOCHS)], seen
+
+
+def _batches(data) -> tuple[replay.Evidence | None, Verdict | None]:
+    """The replayed batches, if every backward pass was explained by its batch."""
+    ev, failed = _replayed(data)
+    if failed:
+        return None, failed
+    if not ev.kinds:
+        return None, Verdict(False, "fit never ran a forward and backward pass on the model "
+                                    "in training mode")
+    if "unknown" in ev.kinds:
+        return None, Verdict(False, "the grader could not recognise the images given to the "
+                                    "model: pass rows of x_train (e.g. x_train[indices]) to the "
+                                    "model unchanged")
+    if not ev.explained:
+        return None, Verdict(False, UNEXPLAINED)
+    return ev, None
+
+
+UNEXPLAINED = ("a gradient was not the gradient of its batch's loss: compute "
+               "nn.CrossEntropyLoss()(model(x_batch), y_batch) on each batch, then backward")
 
 
 def fit_visits_every_sample(data, ctx) -> Verdict:
-    n, batch, epochs = data["n"], data["batch_size"], data["epochs"]
-    parts, seen = _epochs(data)
-    if not data["batches"]:
-        return Verdict(False, _no_batches(data))
+    n, batch, epochs = fx.FIT_N, fx.FIT_BATCH, fx.FIT_EPOCHS
+    ev, failed = _batches(data)
+    if failed:
+        return failed
+    parts, seen = _epochs(ev)
     ok = len(seen) == n * epochs and all(bool((p.sort().values == torch.arange(n)).all())
                                          for p in parts)
     per_epoch = len(seen) / epochs
@@ -195,40 +313,46 @@ def fit_visits_every_sample(data, ctx) -> Verdict:
                           f"of one permutation, the last partial batch included", details)
 
 
-def _no_batches(data) -> str:
-    if data["unknown_batches"]:
-        return ("the grader could not recognise the images given to the model: pass rows of "
-                "x_train (e.g. x_train[indices]) to the model unchanged")
-    return "fit never ran a forward and backward pass on the model in training mode"
-
-
 def fit_reshuffles(data, ctx) -> Verdict:
-    parts, _ = _epochs(data)
-    if not data["batches"] or len(parts[0]) == 0:
-        return Verdict(False, _no_batches(data))
+    ev, failed = _batches(data)
+    if failed:
+        return failed
+    parts, _ = _epochs(ev)
+    if len(parts[0]) == 0:
+        return Verdict(False, "fit trained on fewer batches than it has epochs")
     if all(bool((p == p.sort().values).all()) for p in parts):
         return Verdict(False, "the samples came in their original order: shuffle each epoch, "
                               "e.g. permutation = torch.randperm(N), then slice it")
-    if all(bool((p == parts[0]).all()) for p in parts[1:]):
+    if all(p.shape == parts[0].shape and bool((p == parts[0]).all()) for p in parts[1:]):
         return Verdict(False, "every epoch used the same order: draw a new torch.randperm(N) "
                               "at the start of each epoch, inside the epoch loop")
     return Verdict(True)
 
 
 def fit_step_count(data, ctx) -> Verdict:
-    n, batch, epochs, steps = data["n"], data["batch_size"], data["epochs"], data["steps"]
-    expected = epochs * math.ceil(n / batch)
-    details = {"steps": steps, "expected": expected}
-    if steps == expected:
+    n, batch, epochs = fx.FIT_N, fx.FIT_BATCH, fx.FIT_EPOCHS
+    ev, failed = _replayed(data)
+    if failed:
+        return failed
+    steps, expected = ev.steps, epochs * math.ceil(n / batch)
+    details = {"steps": steps, "idle_steps": ev.idle_steps, "expected": expected}
+    if not ev.explained and ev.kinds:
+        return Verdict(False, UNEXPLAINED, details)
+    if steps == expected and not ev.idle_steps and not ev.broken:
         return Verdict(True, f"{steps} optimizer steps = {epochs} epochs × ⌈{n}/{batch}⌉",
                        details)
-    if steps == 0:
+    if ev.idle_steps and not steps:
+        why = ("optimizer.step() never changed the model's parameters: build the optimizer "
+               "over the parameters of the `model` given to fit")
+    elif ev.broken:
+        why = ev.broken
+    elif steps == 0:
         why = "call optimizer.step() after loss.backward(), once per mini-batch"
     elif steps == epochs * (n // batch):
         why = "the last, partial batch gets no step (see fit_visits_every_sample)"
     elif steps == epochs:
         why = "optimizer.step() runs once per epoch: move it into the mini-batch loop"
-    elif _loops_with_constant(data):
+    elif _loops_with_constant(data, steps):
         why = (f"your batches hold BATCH_SIZE = {data['constant']} samples, not the batch_size "
                f"argument fit was given: use batch_size (the argument), not the constant")
     else:
@@ -237,23 +361,31 @@ def fit_step_count(data, ctx) -> Verdict:
                           f"batch_size={batch}, expected {expected}: {why}", details)
 
 
-def _loops_with_constant(data) -> bool:
-    constant, n = data.get("constant"), data["n"]
-    return (bool(constant) and constant != data["batch_size"]
-            and data["steps"] == data["epochs"] * math.ceil(n / constant))
+def _loops_with_constant(data, steps: int) -> bool:
+    constant, n = data.get("constant"), fx.FIT_N
+    return (type(constant) is int and 0 < constant != fx.FIT_BATCH
+            and steps == fx.FIT_EPOCHS * math.ceil(n / constant))
 
 
 def fit_zero_grad(data, ctx) -> Verdict:
-    errors = data["grad_errors"]
-    if not errors:
-        return Verdict(False, _no_batches(data))
-    worst = max(errors)
-    if worst <= 1e-3:
-        return Verdict(True, details={"max_relative_error": worst})
-    return Verdict(False, "the gradients of one batch were added to those of earlier batches: "
-                          "call optimizer.zero_grad() before loss.backward() in every step "
-                          "(and build the optimizer over model.parameters())",
-                   {"max_relative_error": worst})
+    ev, failed = _replayed(data)
+    if failed:
+        return failed
+    if not ev.kinds:
+        return Verdict(False, "fit never ran a forward and backward pass on the model in "
+                              "training mode")
+    if "accumulated" in ev.kinds:
+        return Verdict(False, "the gradients of one batch were added to those of earlier "
+                              "batches: call optimizer.zero_grad() before loss.backward() in "
+                              "every step (and build the optimizer over model.parameters())",
+                       {"kinds": ev.kinds})
+    if "unknown" in ev.kinds:
+        return Verdict(False, "the grader could not recognise the images given to the model: "
+                              "pass rows of x_train (e.g. x_train[indices]) to the model "
+                              "unchanged")
+    if not ev.explained:
+        return Verdict(False, UNEXPLAINED, {"kinds": ev.kinds})
+    return Verdict(True)
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -272,16 +404,18 @@ def accuracy_matches_reference(data, ctx) -> Verdict:
         if abs(got - expected) > 1e-4:
             return Verdict(False, _wrong_accuracy(name, n, got, expected),
                            {"case": name, "got": got, "expected": expected})
-    return _chunked(data["cases"][CHUNKED_CASE]["value"]["batches"])
+    return Verdict(True)
 
 
-CHUNKED_CASE = "1237 samples"
-
-
-def _chunked(batches: list) -> Verdict:
-    """The value is right; it must also have been computed chunk by chunk."""
+def accuracy_in_chunks(data, ctx) -> Verdict:
+    """Whatever the value, the model must have been run chunk by chunk."""
     n = MATCH_CASES[CHUNKED_CASE][0]
-    if batches and max(batches) < n:
+    batches, failed = _part(data["chunks"], ctx, f"on {CHUNKED_CASE} accuracy raised")
+    if failed:
+        return failed
+    if not batches:
+        return Verdict(False, "accuracy never called the model")
+    if max(batches) < n:
         return Verdict(True, details={"batches": batches})
     return Verdict(False, f"accuracy ran the model on all {n} images at once: predict in chunks "
                           f"(of 1000 images, say) so that any number of images fits in memory, "
@@ -343,32 +477,52 @@ def accuracy_keeps_mode(data, ctx) -> Verdict:
 # ----------------------------------------------------------------------------- hidden
 
 def min_test_accuracy(data, ctx) -> Verdict:
-    """Predictions come from a child that ran no student code; labels and scores are ours."""
-    if "trace_error" in data:
-        return Verdict(False, f"your model could not be traced for testing "
-                              f"({data['trace_error']}): forward must take a batch of images "
+    """Scores come from the clean child, on images and a secret the jail never saw; what the
+    jail reported ("changed", its eager outputs) can only fail the check, never pass it."""
+    if "export_error" in data:
+        return Verdict(False, f"your trained model could not be exported for testing "
+                              f"({data['export_error']}): forward must take a batch of images "
                               f"and return the logits tensor, with no Python-side effects")
-    if data["changed"] == 0:
+    if data.get("changed") == 0:
         return Verdict(False, "fit did not change any of your model's parameters: fit must train "
                               "the model it is given (optimizer over model.parameters(), "
                               "backward and step on every batch)", {"changed": 0})
-    scores, failed = _hidden_scores(data["evaluation"], ctx)
-    if failed:
-        return failed
-    return _threshold(scores)
-
-
-def _hidden_scores(outcome: dict, ctx) -> tuple[dict | None, Verdict | None]:
+    outcome = data["evaluation"]
     if not outcome["ok"]:
-        return None, Verdict(False, ctx.failure(outcome["error"], "hidden_eval"),
-                             {"error": outcome["error"]})
+        return Verdict(False, _rejected(outcome["error"], ctx), {"error": outcome["error"]})
+    disagreement = _disagreement(data.get("eager"), outcome["data"]["agree"])
+    if disagreement:
+        return Verdict(False, disagreement)
+    return _threshold(_hidden_scores(outcome["data"], data["secret"]))
+
+
+def _rejected(error: dict, ctx) -> str:
+    if error.get("type") == "GraphRejected":
+        return f"your trained model was not tested: {error.get('message')}"
+    return ctx.failure(error, "hidden_eval")
+
+
+def _disagreement(eager, exported: torch.Tensor) -> str | None:
+    """The exported program must be the model fit trained: same logits on the same images."""
+    claimed = eager.get("value") if isinstance(eager, dict) and eager.get("ok") else None
+    if not (isinstance(claimed, torch.Tensor) and claimed.shape == exported.shape
+            and claimed.dtype == torch.float32):
+        return ("your model did not run on the grader's check images (a batch of training "
+                "images): forward must return a (B, 10) logits tensor")
+    if close(claimed, exported):
+        return None
+    return ("your model gives other outputs once exported than when it runs: forward must not "
+            "depend on torch.compiler.is_exporting(), is_tracing() or on Python state")
+
+
+def _hidden_scores(predictions: dict, secret: int) -> dict:
     scores = {}
-    for name, labels in fx.hidden_labels().items():
-        predicted = outcome["data"][name]
+    for name, labels in fx.hidden_labels(secret).items():
+        predicted = predictions[name]
         if not isinstance(predicted, torch.Tensor) or predicted.shape != labels.shape:
             raise ValueError(f"malformed predictions for the {name} images")
         scores[name] = (predicted.long() == labels).float().mean().item()
-    return scores, None
+    return scores
 
 
 def _threshold(scores: dict) -> Verdict:

@@ -4,8 +4,6 @@ They run in the sandbox child (or in a student's kernel for a self-check) and ne
 """
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import torch
@@ -13,6 +11,7 @@ import torch.nn.functional as F
 
 from autograder.probing import need, part, replaced, type_name
 from autograder.mnist_dnn import fixtures as fx
+from autograder.mnist_dnn import graphs
 
 INPUT_SHAPES = {"(1, 28, 28)": (1, 28, 28), "(7, 28, 28)": (7, 28, 28),
                 "(64, 28, 28)": (64, 28, 28), "(7, 1, 28, 28)": (7, 1, 28, 28),
@@ -32,14 +31,50 @@ def plain(out: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- model
 
+# The exported programs, one per accepted input layout; the batch dimension is dynamic.
+LAYOUTS = {"(B, 28, 28)": (28, 28), "(B, 1, 28, 28)": (1, 28, 28), "(B, 784)": (784,)}
+MAIN = "(B, 28, 28)"
+
+
 def probe_model(ns: dict) -> dict:
+    """In the jail: MyModel() in eval mode, its outputs on one batch (a claim the exported
+    programs must agree with), its parameters' names, and the exported programs."""
     MyModel = need(ns, "MyModel")
-    x, y = fx.train_slice(0, fx.INIT_SAMPLES)
+    x, _ = fx.train_slice(0, fx.MODEL_BATCH)
     model = MyModel()
     model.eval()
     with torch.no_grad():
-        data = {"shapes": {label: part(lambda s=shape: _shape(model, x, s))
+        eager = part(lambda: plain(logits_of(model, x)))
+    data = {"eager": eager, "parameters": [name for name, p in model.named_parameters()
+                                           if p.requires_grad]}
+    if eager["ok"] and graphs.over_budget(model):
+        data["export_errors"] = {MAIN: graphs.over_budget(model)}
+    elif eager["ok"]:
+        data["blobs"], data["export_errors"] = {}, {}
+        for label, layout in LAYOUTS.items():
+            exported = graphs.export(model, x.reshape(len(x), *layout))
+            if "export_error" in exported:
+                data["export_errors"][label] = exported["export_error"]
+                exported = graphs.export(model, x.reshape(len(x), *layout), dynamic=False)
+            if "blob" in exported:
+                data["blobs"][label] = exported["blob"]
+    return data
+
+
+def probe_model_eval(ns: dict, paths: dict, secret: int) -> dict:
+    """In the clean child: the model checks' evidence, from the exported programs only."""
+    modules = {label: part(lambda p=path: graphs.load(Path(p).read_bytes()))
+               for label, path in paths.items()}
+    if MAIN not in modules:
+        raise graphs.GraphRejected("your model could not be exported for (B, 28, 28) inputs")
+    if not modules[MAIN]["ok"]:
+        raise graphs.GraphRejected(modules[MAIN]["error"]["message"])
+    model = modules[MAIN]["value"]
+    x, y = fx.train_slice(0, fx.INIT_SAMPLES)
+    with torch.no_grad():
+        data = {"shapes": {label: part(lambda s=shape: _shape(modules, x, s))
                            for label, shape in INPUT_SHAPES.items()},
+                "agree": part(lambda: plain(logits_of(model, x[:fx.MODEL_BATCH]))),
                 "pair": part(lambda: _pair(model, x)),
                 "init": part(lambda: _batched(model, x)),
                 "blank": part(lambda: _batched(model, torch.zeros(fx.MODEL_BATCH, 28, 28))),
@@ -48,9 +83,14 @@ def probe_model(ns: dict) -> dict:
     return data
 
 
-def _shape(model, x, shape) -> list[int]:
+def _shape(modules: dict, x, shape) -> list[int]:
+    label = next(label for label, layout in LAYOUTS.items() if tuple(shape[1:]) == layout)
+    if label not in modules:
+        raise graphs.GraphRejected(f"your model could not be exported for {label} inputs")
+    if not modules[label]["ok"]:
+        raise graphs.GraphRejected(modules[label]["error"]["message"])
     n = shape[0]
-    return list(logits_of(model, x[:n].reshape(shape)).shape)
+    return list(logits_of(modules[label]["value"], x[:n].reshape(shape)).shape)
 
 
 def _batched(model, x) -> torch.Tensor:
@@ -68,11 +108,13 @@ def _pair(model, x) -> dict:
 
 
 def _gradients(model, x, y) -> dict:
-    model.train()
-    model.zero_grad()
-    out = logits_of(model, x)
-    train_finite = bool(torch.isfinite(out).all())
-    F.cross_entropy(out, y).backward()
+    """The loss gradient of every parameter of the exported (eval-mode) program."""
+    for p in model.parameters():
+        p.grad = None
+    with torch.enable_grad():
+        out = logits_of(model, x)
+        train_finite = bool(torch.isfinite(out).all())
+        F.cross_entropy(out, y).backward()
     grads = {name: (None if p.grad is None else float(p.grad.abs().max()))
              for name, p in model.named_parameters() if p.requires_grad}
     return {"grads": grads, "train_finite": train_finite}
@@ -81,19 +123,19 @@ def _gradients(model, x, y) -> dict:
 # ----------------------------------------------------------------------------- fit
 
 def probe_fit(ns: dict) -> dict:
+    """The student's fit trains the grader's ProbeNet on stamped images. What comes back is a
+    claim — each training batch, the parameters it met, the gradient it left, the parameters
+    after each optimizer step — that the grader replays (replay.py) before giving points."""
     fit = need(ns, "fit")
     x, y = fx.train_slice(fx.FIT_OFFSET, fx.FIT_N)
     x = fx.stamp(x)
     x_val, y_val = fx.train_slice(fx.FIT_OFFSET + fx.FIT_N, fx.FIT_VAL)
-    model = fx.ProbeNet(y)
+    model = fx.ProbeNet()
     log = FitLog(model)
-    before = model.loss(x, y)
     with log, replaced(ns, "accuracy", fx.reference_accuracy):
         history = fit(model, x, y, x_val, y_val, epochs=fx.FIT_EPOCHS, batch_size=fx.FIT_BATCH)
-    return {"n": fx.FIT_N, "batch_size": fx.FIT_BATCH, "epochs": fx.FIT_EPOCHS,
-            "batches": log.batches, "steps": log.steps, "foreign_steps": log.foreign_steps,
-            "grad_errors": log.grad_errors, "unknown_batches": log.unknown,
-            "loss_before": before, "loss_after": model.loss(x, y),
+    return {"events": log.events, "truncated": log.truncated,
+            "final": fx.flat(model.body.parameters()),
             "history": describe_history(history), "constant": _constant(ns, "BATCH_SIZE")}
 
 
@@ -103,48 +145,52 @@ def _constant(ns: dict, name: str) -> int | None:
 
 
 class FitLog:
-    """Hooks on the ProbeNet and on every optimizer: which samples each backward used, whether
-    the gradient then equals that batch's own gradient, and how many optimizer steps ran."""
+    """Hooks on the ProbeNet and on every optimizer. Each backward pass through the ProbeNet
+    becomes {"kind": "backward", "x", "params", "grad"}: the batch it was given, the parameters
+    it met and the gradients once it finished; each optimizer step {"kind": "step", "params"}."""
+
+    MAX_EVENTS = 120  # a correct fit makes 48 (24 backward passes and 24 steps)
 
     def __init__(self, model: fx.ProbeNet):
         self.model = model
         self.params = list(model.body.parameters())
-        self.position = {id(p): i for i, p in enumerate(self.params)}
-        self.batches, self.grad_errors = [], []
-        self.steps = self.foreign_steps = self.unknown = 0
-        self.expected = None
+        self.events, self.truncated = [], False
+        self.pending, self.arrived = None, 0
         self.handles = []
 
     def __enter__(self):
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
+        self.model.on_forward = self._on_forward
         self.handles = [p.register_post_accumulate_grad_hook(self._on_grad) for p in self.params]
         self.handles.append(register_optimizer_step_post_hook(self._on_step))
         return self
 
     def __exit__(self, *exc):
+        self.model.on_forward = None
         for handle in self.handles:
             handle.remove()
 
+    def _on_forward(self, x):
+        self.pending = {"kind": "backward", "x": plain(x).clone(),
+                        "params": fx.flat(self.params)}
+        self.arrived = 0
+
     def _on_grad(self, param):
-        if self.model.pending is not None:  # the first gradient of a new backward pass
-            index, self.expected = self.model.pending
-            self.model.pending = None
-            if index is None:
-                self.unknown += 1
-            else:
-                self.batches.append(index.clone())
-                self.grad_errors.append(0.0)
-        if self.expected is not None and self.grad_errors:
-            expected = self.expected[self.position[id(param)]]
-            error = (param.grad - expected).abs().max() / (expected.abs().max() + 1e-8)
-            self.grad_errors[-1] = max(self.grad_errors[-1], float(error))
+        self.arrived += 1
+        if self.pending is not None and self.arrived == len(self.params):
+            self.pending["grad"] = fx.flat(p.grad for p in self.params)
+            self._add(self.pending)
+            self.pending = None
 
     def _on_step(self, optimizer, args, kwargs):
-        self.steps += 1
-        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        if not held & set(self.position):
-            self.foreign_steps += 1
+        self._add({"kind": "step", "params": fx.flat(self.params)})
+
+    def _add(self, event: dict) -> None:
+        if len(self.events) < self.MAX_EVENTS:
+            self.events.append(event)
+        else:
+            self.truncated = True
 
 
 def describe_history(history) -> dict:
@@ -160,6 +206,7 @@ def describe_history(history) -> dict:
 # ----------------------------------------------------------------------------- accuracy
 
 MATCH_CASES = {"1237 samples": (1237, 1), "10 samples": (10, 2)}
+CHUNKED_CASE = "1237 samples"
 MODE_CASE = (10, 3)
 
 
@@ -167,8 +214,22 @@ def probe_accuracy(ns: dict) -> dict:
     accuracy = need(ns, "accuracy")
     return {"cases": {name: part(lambda c=case: _value(accuracy, *c))
                       for name, case in MATCH_CASES.items()},
+            "chunks": part(lambda: _chunks(accuracy, *MATCH_CASES[CHUNKED_CASE])),
             "mode": {"train": part(lambda: _mode(accuracy, True)),
                      "eval": part(lambda: _mode(accuracy, False))}}
+
+
+def _chunks(accuracy, n: int, seed: int) -> list[int]:
+    """The batch sizes the model was called with, even if accuracy failed after calling it
+    (its value is another check's business)."""
+    logits, x, y = fx.lookup_case(n, seed)
+    model = fx.LookupModel(logits)
+    try:
+        accuracy(model, x, y)
+    except Exception:
+        if not model.calls:
+            raise
+    return [call["batch"] for call in model.calls]
 
 
 def _value(accuracy, n: int, seed: int) -> dict:
@@ -200,8 +261,8 @@ def describe_value(value) -> dict:
 # ----------------------------------------------------------------------------- hidden
 
 def probe_hidden(ns: dict) -> dict:
-    """The student's MyModel trained by the student's fit, exported as a TorchScript graph that
-    a fresh child, running none of the student's code, scores on the test set (hidden_eval)."""
+    """The student's MyModel trained by the student's fit on the training set, exported. What
+    this returns is a claim; the clean child scores the exported program (hidden_eval)."""
     MyModel, fit = need(ns, "MyModel", "fit")
     data = fx.mnist()
     x, y = data["x_train"].clone(), data["y_train"].clone()
@@ -212,44 +273,28 @@ def probe_hidden(ns: dict) -> dict:
         fit(model, x, y, x_val, y_val, epochs=fx.HIDDEN_EPOCHS, batch_size=fx.HIDDEN_BATCH)
     changed = sum(not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters()))
     model.eval()
-    return {"parameters": len(before), "changed": changed, **export(model, x[:fx.EXPORT_CHUNK])}
-
-
-def export(model, example) -> dict:
-    """{"blob": the traced graph's bytes} or {"trace_error": why tracing failed}."""
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(model, example, check_trace=False)
-            buffer = io.BytesIO()
-            torch.jit.save(traced, buffer)
-    except Exception as error:
-        return {"trace_error": f"{type(error).__name__}: {str(error)[:300]}"}
-    return {"blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
-
-
-def probe_hidden_eval(ns: dict, path: str) -> dict:
-    """In a fresh child that holds no student code: the exported graph's predictions on the
-    perturbed test images and on trained-on images (the grader compares them with labels)."""
-    blob = Path(path).read_bytes()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = torch.jit.load(io.BytesIO(blob), map_location="cpu")
-    sets = fx.hidden_sets(fx.noise_seed(blob))
+    example = x[:graphs.EXAMPLE_BATCH]
     with torch.no_grad():
-        return {name: _predict(module, x) for name, (x, _) in sets.items()}
+        eager = part(lambda: plain(logits_of(model, x[:fx.AGREE_N])))
+    exported = ({"export_error": graphs.over_budget(model)} if graphs.over_budget(model)
+                else graphs.export(model, example))
+    blobs = {"model": exported.pop("blob")} if "blob" in exported else {}
+    return {"parameters": len(before), "changed": changed, "eager": eager, "blobs": blobs,
+            **exported}
 
 
-def _predict(module, x) -> torch.Tensor:
-    chunk, predictions = fx.EXPORT_CHUNK, []
-    for i in range(0, len(x), chunk):
-        out = module(x[i:i + chunk])
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (chunk, 10):
-            raise ValueError(f"the traced model returned {getattr(out, 'shape', type(out))} "
-                             f"for a batch of {chunk} images instead of ({chunk}, 10)")
-        predictions.append(out.argmax(dim=1).to(torch.uint8))
-    return torch.cat(predictions)
+def probe_hidden_eval(ns: dict, paths: dict, secret: int) -> dict:
+    """In the clean child: check the exported program, then predict the test images and the
+    training images picked by the grader's secret, and the agreement images (logits)."""
+    if "model" not in paths:
+        raise graphs.GraphRejected("no exported model came back")
+    module = graphs.load(Path(paths["model"]).read_bytes())
+    sets = fx.hidden_sets(secret)
+    out = {name: graphs.predict(module, x, fx.EXPORT_CHUNK).argmax(dim=1).to(torch.uint8)
+           for name, (x, _) in sets.items()}
+    out["agree"] = graphs.predict(module, fx.train_slice(0, fx.AGREE_N)[0], fx.EXPORT_CHUNK)
+    return out
 
 
-PROBES = {"model": probe_model, "fit": probe_fit, "accuracy": probe_accuracy,
-          "hidden": probe_hidden, "hidden_eval": probe_hidden_eval}
+PROBES = {"model": probe_model, "model_eval": probe_model_eval, "fit": probe_fit,
+          "accuracy": probe_accuracy, "hidden": probe_hidden, "hidden_eval": probe_hidden_eval}

@@ -47,8 +47,8 @@ MODEL_CHECKS = {"output_shape", "batch_independence", "logits_not_probabilities"
                 "gradients_reach_all_parameters", "initial_loss", "finite_outputs"}
 FIT_CHECKS = {"fit_returns_history", "fit_loss_decreases", "fit_visits_every_sample",
               "fit_reshuffles", "fit_step_count", "fit_zero_grad"}
-ACCURACY_CHECKS = {"accuracy_matches_reference", "accuracy_returns_float",
-                   "accuracy_keeps_mode"}
+ACCURACY_CHECKS = {"accuracy_matches_reference", "accuracy_in_chunks",
+                   "accuracy_returns_float", "accuracy_keeps_mode"}
 BATCH_LOSS = "loss = loss_fn(model(x_train[batch]), y_train[batch])"
 ORPHAN = (  # a grandchild in a session of its own, parented to nobody once its parent exits
     "class Orphan:\n    import os, time\n    if os.fork() == 0:\n        os.setsid()\n"
@@ -70,10 +70,9 @@ NOOP_FIT = ("def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS,\n"
             "        batch_size=BATCH_SIZE):\n    history = History()\n    for _ in range(epochs):\n"
             "        history.record(loss=1.0, accuracy=0.5, val_loss=1.0, val_accuracy=0.5)\n"
             "    return history\n\n\ndef unused_fit(")
-SPIN_WHEN_TRACED = (  # TorchScript that loops forever on the grader's (noisy) test images only
-    "class Spin(nn.Module):\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-    "        i = 0\n        while bool(x[0, 0] > 0.0):\n            i = i + 1\n"
-    "        return x\n\n\n")
+SPIN_WHEN_EXPORTED = (  # a graph that would loop forever on the grader's images
+    "        if torch.compiler.is_exporting():\n            while bool(x[0, 0] >= 0.0):\n"
+    "                x = x + 0\n")
 SHORT = {"time_s": 6.0, "memory_mb": 2000}   # adversarial cases need not wait 20 s
 TIGHT = {"time_s": 4.0, "memory_mb": 2000}   # a huge network: the training probe gets 12 s
 
@@ -141,8 +140,13 @@ VARIANTS = [
             {"fit_step_count", "fit_loss_decreases"},
             {"fit_step_count": "0 optimizer steps", "fit_loss_decreases": "optimizer.step()"}),
     Variant("wrong_parameters", "buggy", [(ADAM, ADAM.replace("model.", "MyModel()."))],
-            {"fit_loss_decreases", "fit_zero_grad"},
-            {"fit_loss_decreases": "not the model's"}),
+            {"fit_loss_decreases", "fit_zero_grad", "fit_step_count"},
+            {"fit_loss_decreases": "not the model's", "fit_step_count": "never changed"}),
+    Variant("labels_in_order", "buggy", [
+        (BATCH_LOSS, "loss = loss_fn(model(x_train[batch]), y_train[i:i + batch_size])")],
+        {"fit_loss_decreases"}, {"fit_loss_decreases": "labels came in their original order"}),
+    Variant("learning_rate_too_high", "buggy", [(ADAM, ADAM.replace("LEARNING_RATE", "5.0"))],
+            {"fit_loss_decreases"}, {"fit_loss_decreases": "learning rate is too high"}),
     Variant("dropped_last_batch", "buggy", [
         (BATCHES, "        for i in range(0, len(x_train) - batch_size + 1, batch_size):\n")],
         {"fit_visits_every_sample", "fit_step_count"},
@@ -168,7 +172,7 @@ VARIANTS = [
             {"accuracy_returns_float"}, {"accuracy_returns_float": "Tensor"}),
     Variant("accuracy_all_at_once", "buggy", [
         ("def accuracy(model, x, y, chunk=1000):\n", "def accuracy(model, x, y, chunk=100000):\n")],
-        {"accuracy_matches_reference"}, {"accuracy_matches_reference": "in chunks"}),
+        {"accuracy_in_chunks"}, {"accuracy_in_chunks": "in chunks"}),
     Variant("accuracy_no_eval", "buggy", [(ACC_EVAL, "    correct = 0\n")],
             {"accuracy_keeps_mode"}, {"accuracy_keeps_mode": "model.eval()"}),
     Variant("accuracy_no_restore", "buggy", [(ACC_RESTORE, "    return correct / len(x)\n")],
@@ -191,7 +195,7 @@ VARIANTS = [
             MODEL_CHECKS, {"output_shape": "too slow"}, limits=SHORT),
     Variant("huge_network", "adversarial", [
         ("nn.Linear(784, 128)", "nn.Linear(784, 20000)"), ("nn.Linear(128, 10)", "nn.Linear(20000, 10)")],
-        says={"min_test_accuracy": "too slow"}, hidden=False, limits=TIGHT),
+        MODEL_CHECKS, {"finite_outputs": "at most 1,000,000"}, hidden=False, limits=TIGHT),
     Variant("endless_fit", "adversarial", [(BATCHES, "        while True:\n            pass\n" + BATCHES)],
             FIT_CHECKS, {"fit_step_count": "too slow"}, limits=SHORT),
     Variant("memory_bomb", "adversarial", [
@@ -239,15 +243,13 @@ VARIANTS = [
         ACCURACY_CHECKS, limits=SHORT),
     Variant("orphan_process", "adversarial", [(MODEL_CLASS, ORPHAN + MODEL_CLASS)], limits=SHORT),
     Variant("lookup_test_set", "adversarial", [(MODEL_CLASS, LOOKUP_MODEL), ("def fit(", NOOP_FIT)],
-            None, {"min_test_accuracy": "did not change"}, hidden=False),
+            None, hidden=False),
     Variant("lookup_test_set_trained", "adversarial", [(MODEL_CLASS, LOOKUP_MODEL)],
-            None, {"min_test_accuracy": "is below"}, hidden=False),
+            None, hidden=False),
     Variant("hang_grader", "adversarial", [
-        (MODEL_CLASS, SPIN_WHEN_TRACED + MODEL_CLASS),
-        (INIT_END, INIT_END + "        self.spin = torch.jit.script(Spin())\n"),
-        (FLATTEN, FLATTEN + "        if torch.jit.is_tracing():\n            x = self.spin(x)\n")],
-        says={"min_test_accuracy": "too slow: testing your trained model"}, hidden=False,
-        limits=SHORT),
+        (FLATTEN, FLATTEN + SPIN_WHEN_EXPORTED)], MODEL_CHECKS,
+        says={"output_shape": "could not be exported",
+              "min_test_accuracy": "could not be exported"}, hidden=False, limits=SHORT),
 ]
 
 BY_NAME = {v.name: v for v in VARIANTS}

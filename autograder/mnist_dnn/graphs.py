@@ -1,0 +1,151 @@
+"""The student's model as evidence: exported in the jail (`torch.export`), checked and run in
+the clean child, which never runs student code.
+
+What the jail sends is bytes; whatever they claim to be, the clean child loads them as an
+exported program and runs it only if every operation is on the lesson's allow-list (no file,
+random or in-place operations, no control flow but no-grad regions), nothing mutates a buffer or
+an input, and it holds at most MAX_NUMBERS parameters, buffers and constants.
+"""
+from __future__ import annotations
+
+import io
+import operator
+import warnings
+
+import torch
+
+EXAMPLE_BATCH = 100        # the batch size the model is exported with (its batch dim is dynamic)
+MAX_BATCH = 2 ** 16
+MAX_NUMBERS = 1_000_000    # parameters + buffers + constants: the solution has 89,610
+
+# Operations a fully connected or small convolutional MNIST classifier needs, by schema name.
+# Left out on purpose: file and random ops, indexing and comparisons (table look-ups), in-place
+# ops, and anything that is not an ATen operator.
+ALLOWED = {f"aten::{name}" for name in (
+    "linear addmm mm matmul bmm t transpose permute reshape view _unsafe_view flatten unflatten "
+    "squeeze unsqueeze expand contiguous clone alias detach lift_fresh_copy _to_copy to "
+    "sym_size sym_numel size slice select split cat stack "
+    "relu relu6 leaky_relu elu selu gelu silu mish tanh sigmoid hardtanh softplus "
+    "softmax _softmax log_softmax _log_softmax "
+    "conv1d conv2d convolution max_pool2d max_pool2d_with_indices avg_pool2d "
+    "adaptive_avg_pool2d adaptive_max_pool2d "
+    "batch_norm _native_batch_norm_legit_no_training layer_norm group_norm dropout "
+    "add sub rsub mul div neg abs pow sqrt rsqrt exp log log1p clamp clamp_min clamp_max "
+    "mean sum amax var std "
+    "_assert_scalar _assert_tensor_metadata sym_constrain_range_for_size").split()}
+TRAINING_FLAG = {"aten::batch_norm": 5, "aten::dropout": 2}   # positional index of `train`
+HIGHER_ORDER = {"wrap_with_set_grad_enabled"}                  # torch.no_grad() in forward
+PYTHON = {operator.getitem}
+
+
+class GraphRejected(Exception):
+    """The exported program is missing, unreadable or outside the lesson's allow-list."""
+
+
+# ----------------------------------------------------------------------------- in the jail
+
+def export(model: torch.nn.Module, example: torch.Tensor, dynamic: bool = True) -> dict:
+    """{"blob": the exported program's bytes} or {"export_error": why export failed}.
+    The batch dimension is dynamic, so one program serves every batch size."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    shapes = ({0: batch},) if dynamic else None
+    example = example.clone()  # the program keeps its example: a view would bring its storage
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(model, (example,), dynamic_shapes=shapes, strict=True)
+            buffer = io.BytesIO()
+            torch.export.save(program, buffer)
+    except Exception as error:
+        return {"export_error": _why(error)}
+    return {"blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
+
+
+def over_budget(model: torch.nn.Module) -> str | None:
+    """Why a model is too large to export (checked again in the clean child), or None."""
+    numbers = sum(t.numel() for t in model.state_dict().values())
+    return budget_message(numbers) if numbers > MAX_NUMBERS else None
+
+
+def budget_message(numbers: int) -> str:
+    return (f"the model holds {numbers:,} numbers (parameters, buffers, constants); this "
+            f"lesson allows at most {MAX_NUMBERS:,}")
+
+
+def _why(error: Exception) -> str:
+    text = str(error)
+    if "specialized it to be a constant" in text or "Constraints violated" in text:
+        return ("forward works for one batch size only: flatten the images with "
+                "x.reshape(len(x), -1) or nn.Flatten(), never with a fixed batch size")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first[:300]}"
+
+
+# ----------------------------------------------------------------------------- in the clean child
+
+def load(blob: bytes) -> torch.nn.Module:
+    """The checked program as a module (parameters trainable), or GraphRejected."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.load(io.BytesIO(blob))
+    except Exception as error:
+        raise GraphRejected(f"the exported model could not be read ({type(error).__name__})")
+    check(program)
+    return program.module()
+
+
+def check(program) -> None:
+    signature = program.graph_signature
+    if len(signature.user_inputs) != 1 or len(signature.user_outputs) != 1:
+        raise GraphRejected("forward must take one tensor (the images) and return one tensor")
+    if signature.buffers_to_mutate or signature.user_inputs_to_mutate:
+        raise GraphRejected("forward changes a buffer or its input in place: a model must give "
+                            "the same output for the same images every time it is called")
+    numbers = sum(t.numel() for t in list(program.state_dict.values())
+                  + list(program.constants.values()) if isinstance(t, torch.Tensor))
+    if numbers > MAX_NUMBERS:
+        raise GraphRejected(budget_message(numbers))
+    for module in program.graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                if node.op == "call_function":
+                    _allowed(node)
+                elif node.op not in ("placeholder", "output", "get_attr"):
+                    raise GraphRejected(f"the exported model calls {node.op} {node.target}")
+
+
+def _allowed(node) -> None:
+    target = node.target
+    if target in PYTHON:
+        return
+    if isinstance(target, torch._ops.HigherOrderOperator) and target.name() in HIGHER_ORDER:
+        return
+    schema = getattr(target, "_schema", None)
+    name = schema.name if schema is not None else str(target)
+    if schema is not None and schema.is_mutable:
+        raise GraphRejected(f"forward changes a tensor in place ({name}): a model must give the "
+                            f"same output for the same images every time it is called")
+    if schema is None or name not in ALLOWED:
+        raise GraphRejected(f"forward uses {name}, which this lesson does not allow in a model "
+                            f"(no file, random, in-place or look-up operations): build forward "
+                            f"from layers, activations and arithmetic")
+    flag = TRAINING_FLAG.get(name)
+    if flag is not None and len(node.args) > flag and node.args[flag] is True:
+        raise GraphRejected(f"{name} runs in training mode in the exported model: the grader "
+                            f"exports it after model.eval()")
+
+
+def predict(module, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Logits of the checked module on x, chunk by chunk; shapes are verified."""
+    outputs = []
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            batch = x[i:i + chunk]
+            out = module(batch)
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(batch), 10):
+                raise GraphRejected(f"the exported model returned "
+                                    f"{tuple(getattr(out, 'shape', ()))} for a batch of "
+                                    f"{len(batch)} images instead of ({len(batch)}, 10)")
+            outputs.append(out.float())
+    return torch.cat(outputs)
