@@ -36,7 +36,8 @@ def test_grade_writes_json_and_gradescope_and_exits_0_when_all_pass(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["lesson"] == "01_mnist_dnn" and report["score"] == report["max_score"] == 4
     assert [c["id"] for c in report["checks"]] == [
-        "accuracy_matches_reference", "accuracy_returns_float", "accuracy_keeps_mode"]
+        "accuracy_matches_reference", "accuracy_in_chunks", "accuracy_returns_float",
+        "accuracy_keeps_mode"]
     scope = json.loads((tmp_path / "gs.json").read_text())
     assert scope["score"] == 4 and all(t["status"] == "passed" for t in scope["tests"])
 
