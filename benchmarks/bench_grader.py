@@ -3,6 +3,7 @@
     python benchmarks/bench_grader.py                 # per-check times + batch throughput
     python benchmarks/bench_grader.py --nbgrader      # serial nbgrader vs nbcourse --workers
     python benchmarks/bench_grader.py --calibrate     # hidden check over 5 seeds
+    python benchmarks/bench_grader.py --median 5      # grading time per submission, median
 
 Batch throughput is measured in one run for the local pool and a local Dask cluster
 (distributed.LocalCluster, one single-threaded worker process each), with 1 and 2 workers.
@@ -16,6 +17,7 @@ import contextlib
 import importlib
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -51,6 +53,17 @@ def per_check(path: Path) -> None:
         for r in checks:
             print(f"    {r.check.id:<32} {seconds / len(checks) + r.seconds:6.3f} s "
                   f"(share of the probe + its judge)")
+
+
+def per_submission(path: Path, times: int) -> None:
+    """Wall-clock seconds to grade one submission, the median of N gradings (issue 9)."""
+    walls = []
+    for _ in range(times):
+        start = time.perf_counter()
+        grade(path)
+        walls.append(time.perf_counter() - start)
+    print(f"grading time per submission ({path.name}, {times} runs): median "
+          f"{statistics.median(walls):.1f} s, min {min(walls):.1f} s, max {max(walls):.1f} s")
 
 
 def make_class(count: int) -> Path:
@@ -156,6 +169,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=8, help="submissions in the batch")
     parser.add_argument("--nbgrader", action="store_true",
                         help="only: serial nbgrader autograde vs nbcourse grade --workers 1, 2")
+    parser.add_argument("--median", type=int, default=0, metavar="N",
+                        help="only: grade the solution N times, print the median time")
     args = parser.parse_args()
     if args.calibrate:
         calibrate(args.seeds)
@@ -163,7 +178,11 @@ def main() -> None:
     if args.nbgrader:
         nbgrader_class([1, 2])
         return
-    per_check(SOLUTION if SOLUTION.exists() else write("reference", tempfile.mkdtemp()))
+    solution = SOLUTION if SOLUTION.exists() else write("reference", tempfile.mkdtemp())
+    if args.median:
+        per_submission(solution, args.median)
+        return
+    per_check(solution)
     throughput(args.count)
 
 
