@@ -97,3 +97,36 @@ def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path):
                       "--scheduler", "tcp://127.0.0.1:9")  # the discard port: nothing listens
     assert done.returncode == 2, done.stdout + done.stderr
     assert "could not reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr
+
+
+def test_nbcourse_grade_on_dask_records_what_the_local_pool_records(tmp_path, scheduler):
+    """Two students (test_nbgrader.py's reference and unfilled lesson), autograded by nbgrader
+    on the cluster."""
+    import shutil
+
+    import nbformat
+    from test_nbgrader import LESSON, filled, nbgrader_grades
+
+    from autograder import nbcourse
+    from autograder.course import annotated_notebook
+
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    annotated = annotated_notebook(LESSON)
+    nbcourse.build(local, {LESSON: annotated})
+    nbcourse.nbgrader("generate_assignment", LESSON, course_dir=local, timeout=120)
+    release = nbformat.read(local / "release" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    students = {"reference": filled(release, annotated), "unfilled": release}
+    for student, nb in students.items():
+        (local / "submitted" / student / LESSON).mkdir(parents=True)
+        nbformat.write(nb, local / "submitted" / student / LESSON / f"{LESSON}.ipynb")
+    shutil.copytree(local, remote)
+    for course_dir, engine in ((local, ["--workers", "2"]), (remote, ["--scheduler", scheduler])):
+        done = subprocess.run([sys.executable, "-m", "autograder.nbcourse", "grade",
+                               "--course-dir", str(course_dir), *engine], cwd=REPO,
+                              capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stdout + done.stderr
+    for student in students:
+        assert nbgrader_grades(remote, student) == nbgrader_grades(local, student), student
+    assert sum(s for s, _ in nbgrader_grades(remote, "reference").values()) == 25
+    cached = [json.loads(line) for line in open(remote / "autograde-cache.jsonl")]
+    assert all(e["result"]["worker"].startswith("tcp://127.0.0.1:") for e in cached), cached

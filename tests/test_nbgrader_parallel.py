@@ -74,7 +74,8 @@ def export(course_dir):
 
 
 def test_the_gradebook_holds_what_serial_nbgrader_records(courses):
-    assert "autograded 6 of 6 students now, 0 unchanged" in courses["output"].stdout
+    n = len(courses["students"])
+    assert f"autograded {n} of {n} students now, 0 unchanged" in courses["output"].stdout
     for student in courses["students"]:
         assert nbgrader_grades(courses["parallel"], student) == nbgrader_grades(
             courses["serial"], student), student
@@ -116,9 +117,10 @@ def test_a_late_student_is_autograded_alone(courses):
     shutil.copytree(parallel / "submitted" / "reference" / LESSON, late)
     done = grade(parallel, "--workers", "2")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "autograded 1 of 7 students now, 6 unchanged" in done.stdout
+    n = len(courses["students"])
+    assert f"autograded 1 of {n + 1} students now, {n} unchanged" in done.stdout
     cache = [json.loads(line) for line in open(parallel / "autograde-cache.jsonl")]
-    assert [entry["student"] for entry in cache][-1] == "latecomer" and len(cache) == 7
+    assert [entry["student"] for entry in cache][-1] == "latecomer" and len(cache) == n + 1
     assert nbgrader_grades(parallel, "latecomer") == nbgrader_grades(parallel, "reference")
     assert {s: nbgrader_grades(parallel, s) for s in courses["students"]} == before
     assert set(export(parallel)) == {*courses["students"], "latecomer"}
@@ -140,3 +142,21 @@ def nbgrader_grades_at(db, student):
     with Gradebook(f"sqlite:///{db}") as gb:
         nb = gb.find_submission_notebook(LESSON, LESSON, student)
         return {g.name: (g.score, g.max_score) for g in nb.grades}
+
+
+def test_the_class_report_reads_the_cards_that_test_cells_print():
+    """nbautograde.card_checks parses what report.group_card writes in a test cell."""
+    from autograder.checks import CheckResult, catalogue
+    from autograder.report import group_card
+
+    checks = [c for c in catalogue(LESSON) if c.group == "model"]
+    undefined = "MyModel is not defined: your submission must define MyModel " * 3  # wraps
+    messages = {checks[1].id: undefined, checks[2].id: undefined, checks[4].id: checks[4].fail}
+    results = [CheckResult(c, c.id not in messages, messages.get(c.id, c.success))
+               for c in checks]
+    card = "\n".join(group_card("model", results))
+    parsed = nbautograde.card_checks(card)
+    assert [(c["id"], c["passed"]) for c in parsed] == [(r.check.id, r.passed) for r in results]
+    for check, result in zip(parsed, results):
+        if not result.passed:  # the hint, unwrapped, also where the card says it once for two
+            assert check["message"] == " ".join(result.message.split()), card
