@@ -52,8 +52,22 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def jail_processes() -> list[int]:
-    """Processes left running under a jail's uid (none may survive a grading)."""
+@pytest.fixture
+def jail_uids(monkeypatch):
+    """The uids of the jails this test starts (other gradings may run beside it)."""
+    used = []
+    pick = jails.free_uid
+
+    def recorded():
+        used.append(pick())
+        return used[-1]
+
+    monkeypatch.setattr(jails, "free_uid", recorded)
+    return used
+
+
+def jail_processes(uids) -> list[int]:
+    """Processes left running under the uids of the test's jails (none may survive)."""
     left = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -61,7 +75,7 @@ def jail_processes() -> list[int]:
                 uid = os.stat(f"/proc/{entry}").st_uid
             except OSError:
                 continue
-            if jails.UID_BASE <= uid < jails.UID_BASE + jails.UID_SPAN:
+            if uid in uids:
                 left.append(int(entry))
     return left
 
@@ -76,7 +90,7 @@ def by_id(report):
     return {r.check.id: r for r in report.results}
 
 
-def test_escaping_processes_die_with_the_jail(tmp_path):
+def test_escaping_processes_die_with_the_jail(tmp_path, jail_uids):
     """clone(CLONE_PARENT) then setsid with an empty environment (a sibling of the sandbox
     child, not its descendant, not tagged), and a process that keeps forking and exiting:
     before the jail they outlived `batch` and rewrote grades.csv."""
@@ -100,7 +114,7 @@ def test_escaping_processes_die_with_the_jail(tmp_path):
     before = sleepers()
     report = grade(path, only="accuracy")
     assert report.score == report.max_score, scorecard(report)
-    assert jail_processes() == []
+    assert jail_uids and jail_processes(jail_uids) == []
     assert sleepers() <= before
 
 
@@ -148,10 +162,9 @@ def test_a_classmate_can_be_neither_read_nor_changed_nor_killed(tmp_path):
     assert rows["alice"]["score"] == rows["zoe"]["score"], rows
     assert float(rows["alice"]["score"]) >= 20, rows["alice"]  # every public check passes
     assert float(rows["mallory"]["score"]) == 0, rows["mallory"]
-    assert jail_processes() == []
 
 
-def test_the_data_venv_tmp_and_shm_are_out_of_reach(tmp_path):
+def test_the_data_venv_tmp_and_shm_are_out_of_reach(tmp_path, jail_uids):
     """Write through a mapping into the training data (every later grading got wrong hidden
     results), drop a .pth into the venv (it ran in the next grader), leave gigabytes in /tmp
     and /dev/shm."""
@@ -184,7 +197,7 @@ def test_the_data_venv_tmp_and_shm_are_out_of_reach(tmp_path):
     for where in ("/tmp", "/dev/shm"):
         assert not (Path(where) / "junk").exists(), where
     assert set(os.listdir(site)) == before[site]
-    assert jail_processes() == []
+    assert jail_uids and jail_processes(jail_uids) == []
 
 
 def test_shared_memory_counts_against_the_limit(tmp_path):
@@ -200,7 +213,7 @@ def test_shared_memory_counts_against_the_limit(tmp_path):
     assert all("memory" in r.message for r in report.results), scorecard(report)
 
 
-def test_the_grader_cannot_be_signalled_or_blocked(tmp_path):
+def test_the_grader_cannot_be_signalled_or_blocked(tmp_path, jail_uids):
     """SIGKILL or SIGSTOP the grader (os.getppid()), or forge a ready frame, fill the request
     pipe and stop: before, the grader died or blocked forever in write()."""
     path = write(tmp_path, "blocker.py", attack("""
@@ -226,7 +239,7 @@ def test_the_grader_cannot_be_signalled_or_blocked(tmp_path):
     report = grade(path, only="accuracy", limits=limits)
     assert report.score == 0
     assert report.seconds < limits.budget_s + 20  # bounded by the budget, not by the attacker
-    assert jail_processes() == []
+    assert jail_uids and jail_processes(jail_uids) == []
 
 
 def test_one_wall_clock_budget_per_submission(tmp_path):
