@@ -166,20 +166,20 @@ def test_pytest_suite_runs_one_test_per_check(tmp_path):
     done = run("-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider",
                "--submission", write("reference", tmp_path))
     assert done.returncode == 0, done.stdout
-    assert "16 passed" in done.stdout
+    assert "17 passed" in done.stdout
 
 
 def test_pytest_suite_reports_failures_even_if_the_submission_patches_pytest(tmp_path):
     done = run("-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider",
                "--submission", write("patch_pytest", tmp_path))
     assert done.returncode == 1
-    assert "2 failed, 14 passed" in done.stdout
+    assert "2 failed, 15 passed" in done.stdout
     assert "test_check[fit_visits_every_sample]" in done.stdout
 
 
 def test_pytest_without_submission_skips_and_repo_pytest_does_not_collect_it():
     skipped = run("-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider")
-    assert skipped.returncode == 0 and "16 skipped" in skipped.stdout
+    assert skipped.returncode == 0 and "17 skipped" in skipped.stdout
     collected = run("-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
     assert "test_grader_cli.py" in collected.stdout
     assert "autograder/test_01_mnist_dnn.py" not in collected.stdout
