@@ -23,15 +23,17 @@ MAX_NUMBERS = 1_000_000    # parameters + buffers + constants: the solution has 
 # ops, and anything that is not an ATen operator.
 ALLOWED = {f"aten::{name}" for name in (
     "linear addmm mm matmul bmm t transpose permute reshape view _unsafe_view flatten unflatten "
-    "squeeze unsqueeze expand contiguous clone alias detach lift_fresh_copy _to_copy to "
+    "squeeze unsqueeze expand expand_as contiguous clone alias detach lift_fresh_copy "
+    "_to_copy to "
     "sym_size sym_numel size slice select split cat stack "
-    "relu relu6 leaky_relu elu selu gelu silu mish tanh sigmoid hardtanh softplus "
+    "relu relu6 leaky_relu elu selu gelu silu mish tanh sigmoid hardtanh softplus prelu "
+    "hardswish hardsigmoid "
     "softmax _softmax log_softmax _log_softmax "
     "conv1d conv2d convolution max_pool2d max_pool2d_with_indices avg_pool2d "
     "adaptive_avg_pool2d adaptive_max_pool2d "
     "batch_norm _native_batch_norm_legit_no_training layer_norm group_norm dropout "
     "add sub rsub mul div neg abs pow sqrt rsqrt exp log log1p clamp clamp_min clamp_max "
-    "mean sum amax var std "
+    "square reciprocal maximum minimum mean sum amax var std linalg_vector_norm "
     "_assert_scalar _assert_tensor_metadata sym_constrain_range_for_size").split()}
 TRAINING_FLAG = {"aten::batch_norm": 5, "aten::dropout": 2}   # positional index of `train`
 HIGHER_ORDER = {"wrap_with_set_grad_enabled"}                  # torch.no_grad() in forward
