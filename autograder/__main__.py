@@ -21,7 +21,7 @@ from pathlib import Path
 from autograder import jail
 from autograder import report as reports
 from autograder.checks import DEFAULT_LESSON, LESSONS, UsageError
-from autograder.sandbox import Limits
+from autograder.sandbox import Limits, SandboxError
 from autograder.submission import SubmissionError
 
 
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     try:
         check_arguments(args)
         return {"grade": grade_command, "batch": batch_command}[args.command](args)
-    except (SubmissionError, UsageError, OSError, jail.NoJail) as error:
+    except (SubmissionError, UsageError, OSError, jail.NoJail, SandboxError) as error:
         print(f"autograder: {error}", file=sys.stderr)
         return 2
     except Exception:  # a grader bug: say so, and never let it pass for a student's failure

@@ -326,8 +326,10 @@ class Jail:
         return ["--size", str(megabytes * 2 ** 20), "--perms", "1777", "--tmpfs", where]
 
     def env(self) -> dict:
-        """The jail's whole environment: the allow-list and what the caller added."""
-        return {**ENV, **self.extra_env}
+        """The jail's whole environment: the allow-list, the grader's own packages first on
+        the path (this checkout's, whatever the venv's editable install points to), and what
+        the caller added."""
+        return {**ENV, "PYTHONPATH": str(package_root()), **self.extra_env}
 
     def memory_exceeded(self) -> bool:
         return self.cgroup is not None and self.cgroup.oom_killed()
@@ -352,19 +354,23 @@ def _parents(path: str, made: set) -> list[str]:
     return args
 
 
+def package_root() -> Path:
+    """The folder holding the `autograder` and `shared` packages this grader runs."""
+    import autograder
+
+    return Path(autograder.__file__).resolve().parent.parent
+
+
 @lru_cache(maxsize=1)
 def python_paths() -> tuple[str, ...]:
     """What a jailed Python needs to read: its prefix, the venv, and the grader's packages."""
-    import autograder
-
     paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(
         os.path.realpath(sys.executable)))}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         paths.add(sysconfig.get_paths()[key])
-    package_root = Path(autograder.__file__).resolve().parent.parent
     for package in ("autograder", "shared"):
-        if (package_root / package).is_dir():
-            paths.add(str(package_root / package))
+        if (package_root() / package).is_dir():
+            paths.add(str(package_root() / package))
     paths = {p for p in paths if p and os.path.exists(p) and not p.startswith(SYSTEM_DIRS)}
     # a path inside another one is already bound
     return tuple(sorted(p for p in paths if not any(

@@ -42,6 +42,11 @@ CLEAN_PLAN = {"statements": [], "filename": "<grader>", "clean": True}  # runs n
 DATA = {"student": ("train",), "clean": ("train", "test")}
 
 
+class SandboxError(RuntimeError):
+    """The grader's own child failed before running any student code: not the student's fault,
+    so the submission is not graded (the CLI's exit 2, a batch row's error)."""
+
+
 @dataclass
 class Limits:
     time_s: float = 20.0      # wall-clock seconds per probe (see the lesson's TIME_FACTOR)
@@ -138,12 +143,18 @@ class Sandbox:
                 "PYTHONPATH": str(REPO), MARKER: self.token}
 
     def _wait_ready(self) -> dict | None:
-        """Hand the started child its plan and wait until it has defined the submission."""
+        """Hand the started child its plan and wait until it has defined the submission.
+        A child that fails before it is told its plan ran no student code: SandboxError."""
         waiting = time.monotonic()
         deadline = min(self.spawned + self.limits.startup_s, self.deadline)
         reply = self._receive(deadline, self.limits.startup_s)
         if "error" not in reply and reply["value"] != {"kind": "started"}:
             reply = {"error": {"type": "Malformed", "message": "unexpected start-up frame"}}
+        if "error" in reply and not (reply["error"]["type"] == "Timeout"
+                                     and deadline == self.deadline):  # else: the budget is gone
+            self._kill()
+            raise SandboxError(f"the grader's sandbox could not start ({reply['error']}), "
+                               f"before any student code ran: {self.tails[1].text()[-1500:]}")
         if "error" not in reply:
             load = {"kind": "load", "plan": str(self.plan_path), "lesson": self.lesson}
             reply = self._send(json.dumps(load) + "\n", deadline, self.limits.startup_s)

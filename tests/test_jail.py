@@ -90,7 +90,7 @@ def test_environment_is_an_allow_list(found, monkeypatch):
     monkeypatch.setenv("INSTRUCTOR_API_TOKEN", "s3cr3t-token")
     done, _ = run_jailed(found, "import os; print(dict(os.environ))")
     assert "s3cr3t-token" not in done.stdout and "INSTRUCTOR_API_TOKEN" not in done.stdout
-    assert set(eval(done.stdout)) <= set(jails.ENV) | {"PWD"}  # bwrap sets PWD (/tmp)
+    assert set(eval(done.stdout)) <= set(jails.ENV) | {"PWD", "PYTHONPATH"}  # bwrap sets PWD
 
 
 def test_no_network(found):
@@ -236,3 +236,14 @@ def test_a_data_file_that_fails_verification_is_rebuilt(tmp_path, monkeypatch):
     assert not verify(train)
     assert split_files(("train",))["train"] == train and verify(train)
     assert torch.equal(torch.load(train, weights_only=True)["x_train"][:5], expected)
+
+
+def test_a_child_that_cannot_start_is_the_graders_failure_not_the_students():
+    """A jailed child that dies or stalls before it is told its plan ran no student code: the
+    submission is not graded (before: 0/25, "do not call exit()", blamed on the student)."""
+    from autograder.grading import grade
+    from autograder.sandbox import Limits, SandboxError
+
+    reference = REPO / "tests" / "submissions" / "reference_min.py"
+    with pytest.raises(SandboxError, match="before any student code ran"):
+        grade(reference, only="accuracy", limits=Limits(startup_s=0.01))
