@@ -172,8 +172,10 @@ def _merge(course_dir: Path, assignment: str, student: str, future) -> dict:
         if result["returncode"] != 0:
             print(f"\nnbgrader autograde failed for {student} (exit {result['returncode']}):\n"
                   f"{result['log']}", file=sys.stderr)
-            raise RuntimeError(f"nbgrader autograde exited {result['returncode']} (its log is "
-                               f"above)")
+            said = [line.strip() for line in result["log"].splitlines()
+                    if "ERROR" in line or "Error:" in line][-4:]
+            raise RuntimeError(f"nbgrader autograde exited {result['returncode']}: "
+                               + (" / ".join(said) or "see its log above"))
     except Exception as error:  # this student's failure, never the class's end
         return {"seconds": 0.0, "worker": "", "error": f"{type(error).__name__}: {error}"}
     return {"seconds": result["seconds"], "worker": result["worker"], "error": ""}

@@ -168,6 +168,9 @@ def grade(course_dir=COURSE_DIR, assignment=LESSONS[0], workers=1, scheduler=Non
             shutil.rmtree(course_dir / "feedback" / student / assignment, ignore_errors=True)
     nbgrader("generate_feedback", assignment, *(["--force"] if force else []),
              course_dir=course_dir)
+    for student, outcome in outcomes.items():
+        if outcome["error"]:
+            write_failure_feedback(course_dir, assignment, student, outcome["error"])
     nbgrader("export", "--to", "grades.csv", course_dir=course_dir)
     if report:
         from autograder import classreport
@@ -175,6 +178,29 @@ def grade(course_dir=COURSE_DIR, assignment=LESSONS[0], workers=1, scheduler=Non
         entries = nbautograde.class_entries(course_dir, assignment, outcomes)
         classreport.write(entries, report, title=f"{assignment}: {course_dir.name}")
     return outcomes
+
+
+FAILURE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{assignment}: not graded</title></head>
+<body><h1>{assignment}: your notebook could not be graded</h1>
+<p>The autograder could not run your notebook, so it has no score yet. What it said:</p>
+<pre>{error}</pre>
+<p>Open your notebook in Jupyter: if it does not open, it is damaged (hand in a fresh copy of the
+lesson with your answers pasted in); if it opens, check that you did not delete, reorder or copy
+the graded cells. Then hand it in again, or ask your instructor.</p></body></html>
+"""
+
+
+def write_failure_feedback(course_dir, assignment: str, student: str, error: str) -> Path:
+    """The feedback page of a student whose notebook nbgrader could not autograde, where
+    `generate_feedback` would leave them none."""
+    import html
+
+    page = Path(course_dir) / "feedback" / student / assignment / f"{assignment}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(FAILURE_PAGE.format(assignment=html.escape(assignment),
+                                        error=html.escape(error[-3000:])))
+    return page
 
 
 def main(argv=None):

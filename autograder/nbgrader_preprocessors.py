@@ -95,6 +95,11 @@ class RestoreCells(OverwriteCells):
         repeats (a copied test cell): with it, nbgrader 0.9.6 fails the whole submission with
         `KeyError: 'grade_id'`. The cells stay, as ordinary cells; real test cells are then
         restored or put back as usual."""
+        from autograder.submission import MAX_CELLS
+
+        if len(nb.cells) > MAX_CELLS:  # nbgrader would run every one of them, for minutes
+            raise ValueError(f"the notebook has {len(nb.cells)} cells, more than the "
+                             f"{MAX_CELLS} a notebook may have: it is not run")
         nbgrader = resources["nbgrader"]
         with Gradebook(nbgrader["db_url"]) as gradebook:
             source = gradebook.find_notebook(nbgrader["notebook"], nbgrader["assignment"])

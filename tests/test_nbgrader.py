@@ -468,3 +468,33 @@ def test_a_copied_test_cell_or_made_up_metadata_is_graded_like_the_reference(cou
     reference = nbgrader_grades(course["root"], "reference")
     for student in ("duplicated", "fakemeta"):
         assert nbgrader_grades(course["root"], student) == reference, student
+
+
+def test_a_broken_notebook_fails_its_student_alone(tmp_path):
+    """Invalid JSON and a 100k-cell notebook: those students get a feedback page saying why,
+    the rest of the class is autograded, given feedback and exported; exit 1 names them."""
+    from autograder.course import annotated_notebook
+
+    nbcourse.build(tmp_path, {LESSON: annotated_notebook(LESSON)})
+    nbcourse.nbgrader("generate_assignment", LESSON, course_dir=tmp_path, timeout=120)
+    release = (tmp_path / "release" / LESSON / f"{LESSON}.ipynb").read_text()
+    cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [],
+            "execution_count": None}
+    for student, text in {"unfilled": release, "garbled": release[:len(release) // 2],
+                          "huge": json.dumps({"cells": [cell] * 100_000, "metadata": {},
+                                              "nbformat": 4, "nbformat_minor": 5})}.items():
+        folder = tmp_path / "submitted" / student / LESSON
+        folder.mkdir(parents=True)
+        (folder / f"{LESSON}.ipynb").write_text(text)
+    done = subprocess.run([sys.executable, "-m", "autograder.nbcourse", "grade", "--course-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not autograde garbled" in done.stdout and "could not autograde huge" in done.stdout
+    assert "could not autograde unfilled" not in done.stdout
+    with open(tmp_path / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert float(rows["unfilled"]["max_score"]) == 25
+    for student in ("unfilled", "garbled", "huge"):
+        page = tmp_path / "feedback" / student / LESSON / f"{LESSON}.html"
+        assert page.exists(), student
+        assert ("could not be graded" in page.read_text()) == (student != "unfilled")
