@@ -69,11 +69,9 @@ def _fingerprint(path: Path) -> tuple:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from shared.data import sha256
+
+    return sha256(path)
 
 
 def _write(path: Path, tensors: dict) -> None:
