@@ -31,14 +31,8 @@ STUB = ("import torch\nfrom torch import nn\n\n\nclass MyModel(nn.Module):\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def jailed():
-    found = jails.isolation()
-    if not found.jailed:
-        message = f"no jail on this machine: {found.reason}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+def jailed(jail_isolation):
+    return jail_isolation
 
 
 def attack(body: str, base: str = TEMPLATE) -> str:
