@@ -17,6 +17,7 @@ import ast
 import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 CHEAP_CALLS = {"pick_device", "device", "CrossEntropyLoss", "NLLLoss"}
 MAX_BYTES = 32 * 2 ** 20   # a lesson notebook with its figures is a few MB
 MAX_CELLS = 2000           # a lesson has about 50
+_PARSING = threading.Lock()
 
 
 class SubmissionError(Exception):
@@ -90,7 +92,8 @@ def load(path) -> Submission:
         return sub
     try:
         text = notebook_to_py(data) if sub.is_notebook else data.decode("utf-8")
-        _parse(sub, text)
+        with _PARSING:  # CPython 3.11's ast is not thread-safe: "AST constructor recursion
+            _parse(sub, text)  # depth mismatch" when two batch workers parse at once
     except Exception as error:  # a corrupt file is graded (every check fails), never a crash
         sub.statements.clear()
         sub.problems.append(f"could not read {path.name}: {type(error).__name__}: "
