@@ -22,7 +22,7 @@ browser:
 	  echo "could not install chromium: the browser test will fail (apt-get install chromium)"
 
 student: data  ## your own copy of the lessons in work/, opened in JupyterLab
-	$(PY) -m autograder.student $(ARGS)
+	$(PY) -m autograder.frontends.student $(ARGS)
 
 venv: $(VENV)/.installed
 
@@ -35,10 +35,10 @@ data: venv  ## fetch (if needed) and verify MNIST
 	$(PY) -m shared.data
 
 lessons: venv  ## regenerate lessons/ from solutions/
-	$(PY) -m autograder.course lessons
+	$(PY) -m autograder.authoring.course lessons
 
 nbgrader: venv  ## build the nbgrader course folder from solutions/
-	$(PY) -m autograder.nbcourse build
+	$(PY) -m autograder.frontends.nbgrader.course build
 
 bench: data browser  ## benchmarks: training vs the original, grader speed, the student session
 	$(PY) benchmarks/bench_training.py

@@ -1,11 +1,15 @@
-"""The course's autograder: checks as data, run on a submission in a sandbox.
+"""The course's autograder, in four layers (each may import only the layers above it):
 
-    submission.py  read a .py / .ipynb, keep definitions, run nothing
-    sandbox.py     a child process (worker.py) with time and memory limits runs the probes
-    checks.py      Check, CheckResult, the lesson registry; mnist_dnn/ holds lesson 01's
-                   catalogue, probes (child side) and judges (grader side)
-    grading.py     submission → probes → judges → Report;  report.py renders it
-    __main__.py    `python -m autograder grade|batch`;  selfcheck.py `check("model")`
+    engine/      knows no lesson and no dataset: read a submission (submission.py), run it in
+                 a jail (jail.py, sandbox.py, worker.py, wire.py), judge what comes back
+                 (grading.py), render reports (report.py). A lesson is a `Lesson` record
+                 (lesson.py) handed in by the caller.
+    lessons/     the registry (lessons/__init__.py) and one package per lesson, each building
+                 its Lesson record; common/ holds what several lessons share (MNIST files,
+                 model export, fixtures).
+    frontends/   thin: the CLI (cli.py, `python -m autograder`), batch grading (local pool or
+                 Dask), the self-check cards (selfcheck.py), the pytest plugin, nbgrader.
+    authoring/   solutions/ -> lessons/ and the nbgrader source (course.py).
 
-Importing this package imports nothing heavy; `from autograder.grading import grade` does.
+Importing this package imports nothing heavy; `from autograder.engine.grading import grade` does.
 """

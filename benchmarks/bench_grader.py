@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from autograder.batch import grade_folder  # noqa: E402
-from autograder.grading import grade  # noqa: E402
-from autograder.mnist_dnn import fixtures  # noqa: E402
+from autograder.frontends.batch import grade_folder  # noqa: E402
+from autograder.engine.grading import grade  # noqa: E402
+from autograder.lessons.common import fixtures  # noqa: E402
 from submissions.catalogue import write  # noqa: E402
 
 SOLUTION = REPO / "solutions" / "01_mnist_dnn.py"
@@ -101,18 +101,19 @@ def _engine(engine: str, workers: int):
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        client.run(importlib.import_module, "autograder.grading")
+        client.run(importlib.import_module, "autograder.engine.grading")
         yield {"scheduler": cluster.scheduler_address}
 
 
 def nbgrader_class(workers: list[int]) -> None:
     """The 6-student class of tests/test_nbgrader.py: serial `nbgrader autograde` vs
-    `python -m autograder.nbcourse grade --workers N` (autograde only, then + feedback/export)."""
+    `python -m autograder.frontends.nbgrader.course grade --workers N` (autograde only, then + feedback/export)."""
     import nbformat
     from test_nbgrader import LESSON, make_class as nbgrader_students
 
-    from autograder import nbautograde, nbcourse
-    from autograder.course import annotated_notebook
+    from autograder.frontends.nbgrader import autograde as nbautograde
+    from autograder.frontends.nbgrader import course as nbcourse
+    from autograder.authoring.course import annotated_notebook
 
     root = Path(tempfile.mkdtemp(prefix="bench-nbgrader-"))
     annotated = annotated_notebook(LESSON)

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from autograder import jail as jails  # noqa: E402
 from autograder import submission  # noqa: E402
-from autograder.grading import grade  # noqa: E402
-from autograder.sandbox import Limits, Sandbox  # noqa: E402
+from autograder.engine.grading import grade  # noqa: E402
+from autograder.engine.sandbox import Limits, Sandbox  # noqa: E402
 
 REFERENCE = REPO / "tests" / "submissions" / "reference_min.py"
 

@@ -12,7 +12,7 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
-from autograder import course
+from autograder.authoring import course
 
 LESSON = "01_mnist_dnn"
 BAR_NOTEBOOK_S, BAR_TRAINING_S = 60.0, 15.0

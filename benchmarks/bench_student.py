@@ -24,7 +24,7 @@ from student_lab import (LESSON, LabServer, Notebook, launch,  # noqa: E402
                          missing_browser, solution_cell)
 
 from autograder import student  # noqa: E402
-from autograder.nbgrader_preprocessors import set_parameters  # noqa: E402
+from autograder.frontends.nbgrader.preprocessors import set_parameters  # noqa: E402
 
 GOALS = {"kernel ready": 6.0, "check cell": 1.5, "Restart & Run All": 40.0}
 GROUPS = ("model", "fit", "accuracy")

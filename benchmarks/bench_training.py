@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder import submission
+from autograder.engine import submission
 from shared.data import load_mnist
 
 SOLUTION = os.path.join(os.path.dirname(__file__), "..", "solutions", "01_mnist_dnn.py")

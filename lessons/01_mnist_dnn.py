@@ -1,5 +1,7 @@
 # ---
 # jupyter:
+#   autograder:
+#     lesson: 01_mnist_dnn
 #   generated:
 #     by: make lessons
 #     from: solutions/01_mnist_dnn.py
@@ -154,7 +156,7 @@ model = MyModel()
 print(model)
 
 # %%
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("model")
 
@@ -227,7 +229,7 @@ def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH
 
 
 # %%
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("fit")
 
@@ -255,7 +257,7 @@ def accuracy(model, x, y, chunk_size=1000):
 
 
 # %%
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("accuracy")
 

@@ -168,7 +168,7 @@ model = MyModel()
 print(model)
 
 # %%
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("model")
 
@@ -248,7 +248,7 @@ def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH
 
 
 # %%
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("fit")
 
@@ -287,7 +287,7 @@ def accuracy(model, x, y, chunk_size=1000):
 
 
 # %%
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("accuracy")
 
@@ -429,7 +429,7 @@ for name, p in [("softmax(dim=0), batch of 8", logits.softmax(dim=0)[0]),  # ima
 # %%
 # Hidden check, run when your notebook is graded: the minimum test accuracy.
 ### BEGIN HIDDEN TESTS
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 
 check("hidden")
 ### END HIDDEN TESTS

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from autograder import jail as jails
+from autograder.engine import jail as jails
 
 
 @pytest.fixture(scope="session")

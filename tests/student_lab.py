@@ -2,7 +2,7 @@
 
 Used by tests/test_browser.py (which asserts what the student sees) and by
 benchmarks/bench_student.py (which prints how long it takes). Nothing is mocked: a real
-JupyterLab on 127.0.0.1 with the student set-up of `make student` (autograder.student), a real
+JupyterLab on 127.0.0.1 with the student set-up of `make student` (autograder.frontends.student), a real
 kernel, real MNIST, real clicks and keystrokes.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from autograder import course, student
+from autograder.authoring import course
+from autograder.frontends import student
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -107,8 +107,8 @@ def test_nbcourse_grade_on_dask_records_what_the_local_pool_records(tmp_path, sc
     import nbformat
     from test_nbgrader import LESSON, filled, nbgrader_grades
 
-    from autograder import nbcourse
-    from autograder.course import annotated_notebook
+    from autograder.frontends.nbgrader import course as nbcourse
+    from autograder.authoring.course import annotated_notebook
 
     local, remote = tmp_path / "local", tmp_path / "remote"
     annotated = annotated_notebook(LESSON)
@@ -121,7 +121,7 @@ def test_nbcourse_grade_on_dask_records_what_the_local_pool_records(tmp_path, sc
         nbformat.write(nb, local / "submitted" / student / LESSON / f"{LESSON}.ipynb")
     shutil.copytree(local, remote)
     for course_dir, engine in ((local, ["--workers", "2"]), (remote, ["--scheduler", scheduler])):
-        done = subprocess.run([sys.executable, "-m", "autograder.nbcourse", "grade",
+        done = subprocess.run([sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade",
                                "--course-dir", str(course_dir), *engine], cwd=REPO,
                               capture_output=True, text=True, timeout=1200)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -1,6 +1,6 @@
 """The student's JupyterLab session, as a student lives it, in a real browser.
 
-`make student`'s set-up (autograder.student) on a temporary copy: JupyterLab on 127.0.0.1,
+`make student`'s set-up (autograder.frontends.student) on a temporary copy: JupyterLab on 127.0.0.1,
 Debian's chromium driven by playwright. The student runs the notebook, types gap 1 in the
 editor, runs its check cell (✓ lines), breaks it the way the original did (softmax over
 dim 0: a ✗ line and its hint), fills gaps 2 and 3, then Kernel ▸ Restart Kernel and Run All
@@ -13,8 +13,9 @@ import nbformat
 import pytest
 from student_lab import LESSON, LabServer, Notebook, launch, missing_browser, solution_cell
 
-from autograder import course, student
-from autograder.nbgrader_preprocessors import set_parameters
+from autograder.authoring import course
+from autograder.frontends import student
+from autograder.frontends.nbgrader.preprocessors import set_parameters
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import pytest
 from student_lab import SCREENSHOTS, launch, missing_browser
 from submissions.catalogue import write
 
-from autograder import classreport
+from autograder.frontends import classreport
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = "<img src=x onerror=alert(1)>&amp;\"'=cmd|x"  # a file name a student chose

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.grading import grade_namespace
+from autograder.engine.grading import grade_namespace
 
 
 def seed_mlp():  # the lesson's own architecture: 784-100-100-10

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder import jail as jails
-from autograder.datacache import split_files, verify
-from autograder.grading import grade
-from autograder.report import scorecard
-from autograder.sandbox import Limits
+from autograder.engine import jail as jails
+from autograder.lessons.common.datacache import split_files, verify
+from autograder.engine.grading import grade
+from autograder.engine.report import scorecard
+from autograder.engine.sandbox import Limits
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = (REPO / "tests" / "submissions" / "reference_min.py").read_text()

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from autograder.grading import grade
-from autograder.sandbox import Limits
+from autograder.engine.grading import grade
+from autograder.engine.sandbox import Limits
 from submissions.catalogue import VARIANTS, write
 
 NAMES = [v.name for v in VARIANTS]

@@ -8,11 +8,13 @@ import json
 import pytest
 import torch
 
-from autograder import report as reports
-from autograder.checks import (CheckResult, UsageError, catalogue, group_points, max_score,
-                               select)
-from autograder.explain import Context
-from autograder.grading import Report
+from autograder.engine import report as reports
+from autograder.engine.checks import CheckResult, UsageError
+from autograder.engine.explain import Context
+from autograder.engine.grading import Report
+from autograder import lessons
+
+L01 = lessons.get("01_mnist_dnn")
 
 AGREED = {  # the team contract: ids, groups and points shared with nbgrader and self-checks
     "model": {"output_shape": 2, "batch_independence": 2, "logits_not_probabilities": 1,
@@ -27,39 +29,39 @@ AGREED = {  # the team contract: ids, groups and points shared with nbgrader and
 
 def test_catalogue_has_the_agreed_ids_groups_and_points():
     found = {}
-    for check in catalogue("01_mnist_dnn"):
+    for check in L01.checks:
         found.setdefault(check.group, {})[check.id] = check.points
     assert found == AGREED
-    assert max_score("01_mnist_dnn") == 25
+    assert L01.max_score == 25
 
 
 @pytest.mark.parametrize("group, points", [("model", 8), ("fit", 8), ("accuracy", 4),
                                            ("hidden", 5), ("fit_zero_grad", 1)])
 def test_group_points(group, points):
-    assert group_points("01_mnist_dnn", group) == points
+    assert L01.group_points(group) == points
 
 
 def test_only_min_test_accuracy_is_hidden():
-    assert [c.id for c in catalogue() if c.hidden] == ["min_test_accuracy"]
-    assert all(not c.hidden for c in select(public_only=True))
+    assert [c.id for c in L01.checks if c.hidden] == ["min_test_accuracy"]
+    assert all(not c.hidden for c in L01.select(public_only=True))
 
 
 def test_every_check_tells_the_student_something():
-    for check in catalogue():
+    for check in L01.checks:
         assert check.title and check.fail and check.success, check.id
         assert check.fail != check.success
 
 
 def test_unknown_names_are_usage_errors():
     with pytest.raises(UsageError):
-        select("01_mnist_dnn", "no_such_check")
+        L01.select("no_such_check")
     with pytest.raises(UsageError):
-        catalogue("99_unknown")
+        lessons.get("99_unknown")
 
 
 def results(passed_ids):
     return [CheckResult(c, c.id in passed_ids, f"message of {c.id}", {"n": 1})
-            for c in catalogue()]
+            for c in L01.checks]
 
 
 def make_report(passed_ids):
@@ -67,7 +69,7 @@ def make_report(passed_ids):
 
 
 def test_result_summary_and_dict():
-    output_shape, hidden = catalogue()[0], catalogue()[-1]
+    output_shape, hidden = L01.checks[0], L01.checks[-1]
     ok = CheckResult(output_shape, True, "fine")
     assert ok.score == 2 and ok.summary().startswith("✓ output_shape [2/2]")
     assert ok.to_dict() == {"id": "output_shape", "title": output_shape.title, "group": "model",
@@ -91,15 +93,15 @@ def test_report_json_has_the_issue_fields(tmp_path):
 
 def test_gradescope_hides_hidden_details():
     data = reports.gradescope(make_report(set()))
-    assert data["score"] == 0 and len(data["tests"]) == len(catalogue())
+    assert data["score"] == 0 and len(data["tests"]) == len(L01.checks)
     hidden = [t for t in data["tests"] if t["name"].startswith("min_test_accuracy")][0]
     assert hidden["visibility"] == "after_published"
-    assert hidden["output"] == catalogue()[-1].fail
+    assert hidden["output"] == L01.checks[-1].fail
 
 
 def test_scorecard_lists_every_check_and_the_total():
     text = reports.scorecard(make_report({"output_shape", "initial_loss"}))
-    assert text.count("✓") == 2 and text.count("✗") == len(catalogue()) - 2
+    assert text.count("✓") == 2 and text.count("✗") == len(L01.checks) - 2
     assert "score 3/25" in text and "note: a note" in text
 
 
@@ -112,7 +114,7 @@ def test_gradebook_has_one_column_per_check(tmp_path):
     assert table[0]["score"] == "0" and table[0]["error"].startswith("could not grade")
     assert table[1]["output_shape"] == "2" and table[1]["fit_zero_grad"] == "0"  # one format
     assert set(table[0]) == {"student", "score", "max_score", "error"} | {
-        c.id for c in catalogue()}
+        c.id for c in L01.checks}
 
 
 def test_context_explains_gaps_missing_names_and_sandbox_failures():
@@ -137,9 +139,9 @@ def test_context_explains_gaps_missing_names_and_sandbox_failures():
     {"ok": False, "error": {"type": "Crash"}},
 ])
 def test_judging_a_malformed_outcome_fails_the_check_not_the_grader(outcome):
-    from autograder.grading import judge
+    from autograder.engine.grading import judge
 
-    result = judge(catalogue()[0], outcome, Context())
+    result = judge(L01.checks[0], outcome, Context())
     assert not result.passed and result.message
 
 
@@ -148,7 +150,7 @@ def test_judging_a_malformed_outcome_fails_the_check_not_the_grader(outcome):
 def test_the_fit_stamp_survives_affine_batch_transforms():
     import torch
 
-    from autograder.mnist_dnn import fixtures as fx
+    from autograder.lessons.common import fixtures as fx
 
     x, _ = fx.train_slice(fx.FIT_OFFSET, fx.FIT_N)
     batch = fx.stamp(x)[[3, 0, 249, 17]]
@@ -160,7 +162,7 @@ def test_the_fit_stamp_survives_affine_batch_transforms():
 
 
 def test_the_hidden_images_come_from_the_secret_and_the_noise_is_small():
-    from autograder.mnist_dnn import fixtures as fx
+    from autograder.lessons.common import fixtures as fx
 
     one, again, other = fx.hidden_sets(1), fx.hidden_sets(1), fx.hidden_sets(2)
     assert torch.equal(one["test"][0], again["test"][0])
@@ -178,7 +180,7 @@ SECRET = 12345
 
 
 def hidden_data(test: float, train: float, changed: int = 4, agree: bool = True) -> dict:
-    from autograder.mnist_dnn import fixtures as fx
+    from autograder.lessons.common import fixtures as fx
 
     def predictions(labels, fraction):
         wrong = torch.arange(len(labels)) >= round(fraction * len(labels))
@@ -212,7 +214,7 @@ def hidden_data(test: float, train: float, changed: int = 4, agree: bool = True)
      False, "too slow: testing your trained model"),
 ])
 def test_min_test_accuracy_judges_predictions_made_elsewhere(data, passed, phrase):
-    from autograder.mnist_dnn import judges
+    from autograder.lessons.mnist_dnn import judges
 
     ctx = Context(what={"hidden_eval": "testing your trained model"})
     verdict = judges.min_test_accuracy(data, ctx)

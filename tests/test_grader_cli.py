@@ -10,11 +10,14 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from autograder import report as reports
-from autograder.batch import choose, find_submissions
-from autograder.checks import CheckResult, catalogue
-from autograder.grading import Report
+from autograder.engine import report as reports
+from autograder.frontends.batch import choose, find_submissions
+from autograder.engine.checks import CheckResult
+from autograder.engine.grading import Report
 from submissions.catalogue import render, write
+from autograder import lessons
+
+L01 = lessons.get("01_mnist_dnn")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,7 +153,7 @@ def test_batch_prefers_a_notebook_then_the_shallowest_file_and_says_so(tmp_path)
 
 
 def test_gradebook_writes_every_number_the_same_way(tmp_path):
-    checks = catalogue()
+    checks = L01.checks
     half_point = dataclasses.replace(checks[0], points=0.5)  # output_shape
     graded = Report("01_mnist_dnn", "bob.py", [CheckResult(half_point, True, "")] + [
         CheckResult(c, c.group == "model", "") for c in checks[1:]])
@@ -179,10 +182,11 @@ def test_pytest_suite_reports_failures_even_if_the_submission_patches_pytest(tmp
 
 def test_pytest_without_submission_skips_and_repo_pytest_does_not_collect_it():
     skipped = run("-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider")
-    assert skipped.returncode == 0 and "17 skipped" in skipped.stdout
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout
+    assert "pass --submission PATH" in skipped.stdout
     collected = run("-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
     assert "test_grader_cli.py" in collected.stdout
-    assert "autograder/test_01_mnist_dnn.py" not in collected.stdout
+    assert "autograder/test_submission.py" not in collected.stdout
 
 
 def cache_entries(out: Path) -> list[dict]:
@@ -220,7 +224,7 @@ def test_batch_grades_only_new_or_changed_submissions_and_force_grades_all(tmp_p
 
 
 def test_a_cached_result_depends_on_the_bytes_the_lesson_and_the_limits():
-    from autograder import gradecache
+    from autograder.frontends import gradecache
 
     same = gradecache.key(b"x", lesson="01_mnist_dnn", limits={"time_s": 20})
     assert same == gradecache.key(b"x", lesson="01_mnist_dnn", limits={"time_s": 20})

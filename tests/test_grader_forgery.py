@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.grading import grade, grade_namespace
-from autograder.mnist_dnn import graphs
+from autograder.engine.grading import grade, grade_namespace
+from autograder.lessons.common import graphs
 from submissions.catalogue import render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ UNFILLED = REPO / "lessons" / "01_mnist_dnn.py"
 # A function body (indented by 4) that builds forged outcomes for every probe.
 FORGE = '''
     import sys, torch
-    from autograder.mnist_dnn import fixtures as fx
+    from autograder.lessons.common import fixtures as fx
     ok = lambda value: {"ok": True, "value": value}
     def model(ns, **_):
         x, y = fx.train_slice(0, fx.INIT_SAMPLES)
@@ -81,12 +81,12 @@ FORGE = '''
 '''
 
 INSTALL_PROBES = FORGE + '''
-    sys.modules["autograder.mnist_dnn.probes"].PROBES.update(forged)
+    sys.modules["autograder.lessons.mnist_dnn.probes"].PROBES.update(forged)
     return 1
 '''
 
 INSTALL_RUNNER = FORGE + '''
-    from autograder import probing
+    from autograder.engine import probing
     real = probing.run_probe
     def run_probe(probe, ns, seed=0, args=None):
         name = next((k for k, f in forged.items() if f.__name__ == probe.__name__[6:]), None)
@@ -98,7 +98,7 @@ INSTALL_RUNNER = FORGE + '''
 '''
 
 INSTALL_WRITER = FORGE + '''
-    from autograder import wire
+    from autograder.engine import wire
     real = wire.write_frame
     def write_frame(fd, reply):
         probe = {"model": "model", "fit": "fit", "accuracy": "accuracy", "hidden": "hidden"}
@@ -108,7 +108,7 @@ INSTALL_WRITER = FORGE + '''
             reply["outcome"] = {"ok": True, "data": forged[name](None), "seconds": 0.1}
         return real(fd, reply)
     wire.write_frame = write_frame
-    from autograder import probing
+    from autograder.engine import probing
     real_run = probing.run_probe
     def run_probe(probe, ns, seed=0, args=None):
         write_frame.next = probe.__name__[6:]
@@ -179,7 +179,7 @@ def test_a_forged_hidden_result_without_an_exported_model_earns_nothing(tmp_path
     text = render("linear_model").replace(
         "\n# %%\nclass MyModel",
         "\n# %%\n" + forger(FORGE + '''
-    from autograder import probing
+    from autograder.engine import probing
     real = probing.run_probe
     def run_probe(probe, ns, seed=0, args=None):
         out = real(probe, ns, seed, args)

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from autograder import selfcheck
+from autograder.frontends import selfcheck
 from submissions.catalogue import render, write
+from autograder import lessons
+
+L01 = lessons.get("01_mnist_dnn")
 
 REPO = Path(__file__).resolve().parent.parent
 CALLS = '''
-from autograder.selfcheck import check
+from autograder.lessons.mnist_dnn import check
 scores = [check(name) for name in ("model", "fit", "accuracy", "hidden", "fit_zero_grad")]
 print("SCORES", scores)
 '''
@@ -31,8 +34,7 @@ def test_live_mode_probes_the_notebook_objects_and_writes_only_stdout(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "SCORES [8.0, 8.0, 4.0, 0.0, 1.0]" in done.stdout
-    from autograder.checks import select
-    checks = sum(len(select("01_mnist_dnn", group, public_only=True))
+    checks = sum(len(L01.select(group, public_only=True))
                  for group in ("model", "fit", "accuracy", "fit_zero_grad"))
     assert done.stdout.count("✓") == checks and "✗" not in done.stdout
     assert "min_test_accuracy" not in done.stdout  # hidden checks only run when graded
@@ -55,9 +57,9 @@ def test_file_mode_grades_once_and_returns_each_groups_points(tmp_path, monkeypa
     monkeypatch.setattr(selfcheck, "grade",
                         lambda *a, **k: gradings.append(a) or real_grade(*a, **k))
     monkeypatch.setenv(selfcheck.ENV_VAR, str(write("no_shuffle", tmp_path)))
-    assert selfcheck.check("fit") == 7.0
-    assert selfcheck.check("hidden") == 5.0
-    assert selfcheck.check("model") == 8.0
+    assert selfcheck.check("fit", lesson="01_mnist_dnn") == 7.0
+    assert selfcheck.check("hidden", lesson="01_mnist_dnn") == 5.0
+    assert selfcheck.check("model", lesson="01_mnist_dnn") == 8.0
     assert len(gradings) == 1
     out, err = capsys.readouterr()
     assert err == ""
@@ -70,15 +72,15 @@ def test_file_mode_grades_once_and_returns_each_groups_points(tmp_path, monkeypa
 
 def test_unknown_check_name_is_an_error():
     with pytest.raises(Exception, match="neither a group"):
-        selfcheck.check("no_such_group")
+        selfcheck.check("no_such_group", lesson="01_mnist_dnn")
 
 
 def test_card_wraps_hints_between_words_and_shares_a_repeated_hint():
-    from autograder.checks import CheckResult, select
-    from autograder.report import CARD_WIDTH, group_card
+    from autograder.engine.checks import CheckResult
+    from autograder.engine.report import CARD_WIDTH, group_card
 
     unfilled = "gap 1 is not filled yet: MyModel still raises NotImplementedError — replace it"
-    checks = select("01_mnist_dnn", "model")
+    checks = L01.select("model")
     results = [CheckResult(c, False, unfilled) for c in checks]
     lines = group_card("model", results)
     assert [line[:2] for line in lines[:len(checks)]] == ["✗ "] * len(checks)
@@ -89,10 +91,10 @@ def test_card_wraps_hints_between_words_and_shares_a_repeated_hint():
 
 
 def test_card_shows_one_hint_per_failing_check_and_none_for_passing_ones():
-    from autograder.checks import CheckResult, select
-    from autograder.report import group_card, group_card_html
+    from autograder.engine.checks import CheckResult
+    from autograder.engine.report import group_card, group_card_html
 
-    checks = select("01_mnist_dnn", "model")
+    checks = L01.select("model")
     results = [CheckResult(c, c.id != "batch_independence", f"hint for {c.id} " * 12)
                for c in checks]
     lines = group_card("model", results)
@@ -105,7 +107,7 @@ def test_card_shows_one_hint_per_failing_check_and_none_for_passing_ones():
 
 
 KERNEL_CELLS = [
-    "from autograder.selfcheck import check\ncheck('model')",  # MyModel never defined
+    "from autograder.lessons.mnist_dnn import check\ncheck('model')",  # MyModel never defined
     "check('model') + 0",  # the points are still a float
 ]
 

@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from autograder.submission import SubmissionError, load
+from autograder.engine.submission import SubmissionError, load
 
 SCRIPT = '''\
 # %% [markdown]
@@ -124,7 +124,7 @@ def _notebook(cells, path):
 
 
 def test_a_notebook_over_the_cell_cap_is_refused_before_parsing(tmp_path):
-    from autograder.submission import MAX_CELLS
+    from autograder.engine.submission import MAX_CELLS
 
     cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [],
             "execution_count": None}
@@ -133,7 +133,7 @@ def test_a_notebook_over_the_cell_cap_is_refused_before_parsing(tmp_path):
 
 
 def test_a_file_over_the_size_cap_is_not_read(tmp_path, monkeypatch):
-    import autograder.submission as submission
+    import autograder.engine.submission as submission
 
     monkeypatch.setattr(submission, "MAX_BYTES", 1000)
     cell = {"cell_type": "code", "source": "X = 1", "metadata": {}, "execution_count": None,

@@ -1,4 +1,4 @@
-"""The jail (autograder/jail.py) on its own: what a process inside sees and can do.
+"""The jail (autograder/engine/jail.py) on its own: what a process inside sees and can do.
 
 Each test runs a few lines of plain Python in a jail (no torch: ~0.1 s each) and checks the
 outcome from outside. In CI the jail must exist: these tests fail there, not skip, without it.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import jail as jails
-from autograder.datacache import split_files, verify
+from autograder.engine import jail as jails
+from autograder.lessons.common.datacache import split_files, verify
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -235,8 +235,8 @@ def test_a_data_file_that_fails_verification_is_rebuilt(tmp_path, monkeypatch):
 def test_a_child_that_cannot_start_is_the_graders_failure_not_the_students():
     """A jailed child that dies or stalls before it is told its plan ran no student code: the
     submission is not graded (before: 0/25, "do not call exit()", blamed on the student)."""
-    from autograder.grading import grade
-    from autograder.sandbox import Limits, SandboxError
+    from autograder.engine.grading import grade
+    from autograder.engine.sandbox import Limits, SandboxError
 
     reference = REPO / "tests" / "submissions" / "reference_min.py"
     with pytest.raises(SandboxError, match="before any student code ran"):

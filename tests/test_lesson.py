@@ -9,8 +9,10 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from autograder import course
-from autograder.checks import group_points
+from autograder.authoring import course
+from autograder import lessons
+
+L01 = lessons.get("01_mnist_dnn")
 
 LESSON = "01_mnist_dnn"
 PAIRS = [(course.solution_path(LESSON), course.solution_path(LESSON, ".ipynb")),
@@ -37,10 +39,12 @@ def test_each_pair_holds_the_same_cells(py, ipynb):
 
 def test_generated_files_say_so_where_maintainers_look_not_in_the_first_cell():
     py_text = course.lesson_path(LESSON, ".py").read_text()
-    assert py_text.startswith(f"# ---\n# jupyter:\n#   generated:\n#     by: make lessons\n"
+    assert py_text.startswith(f"# ---\n# jupyter:\n#   autograder:\n#     lesson: {LESSON}\n"
+                              f"#   generated:\n#     by: make lessons\n"
                               f"#     from: solutions/{LESSON}.py\n")
     nb = read(course.lesson_path(LESSON, ".ipynb"))
     assert nb.metadata["generated"] == course.generated_note(LESSON)
+    assert nb.metadata["autograder"] == {"lesson": LESSON}  # how the grader tells the lesson
     first = nb.cells[0]  # the notebook opens with words for the student
     assert first.cell_type == "markdown" and first.source.startswith("# Lesson 01 — ")
     assert "do not edit" not in first.source.lower() and "generated" not in first.source.lower()
@@ -80,7 +84,7 @@ def test_check_cells_carry_the_catalogue_points():
     assert sorted(grades) == ["check_accuracy", "check_fit", "check_hidden", "check_model"]
     for grade_id, cell in grades.items():
         group = grade_id.removeprefix("check_")
-        assert cell.metadata["nbgrader"]["points"] == group_points(LESSON, group)
+        assert cell.metadata["nbgrader"]["points"] == L01.group_points(group)
         assert f'check("{group}")' in cell.source
     for cell in nb.cells:  # the parameters cell stays plain and editable; every other cell
         if "parameters" in cell.metadata.get("tags", ()):  # is a gap (editable) or locked
@@ -108,7 +112,7 @@ GOOD = HINT + "    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
     (GOOD.replace("    return 1\n", "    ### BEGIN SOLUTION\n"), "inside"),
     ("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION", "no '# TODO (gap N)"),
     ("x = 1\n### BEGIN HIDDEN TESTS\nx = 2\n### END HIDDEN TESTS", "check cell"),
-    ('from autograder.selfcheck import check\nx = 1\ncheck("model")', "nothing else"),
+    ('from autograder.lessons.mnist_dnn import check\nx = 1\ncheck("model")', "nothing else"),
 ])
 def test_malformed_markers_name_the_cell(source, problem):
     with pytest.raises(course.MarkerError) as error:
@@ -119,7 +123,7 @@ def test_malformed_markers_name_the_cell(source, problem):
 
 
 def test_well_formed_fixture_is_annotated():
-    nb = fixture_notebook(GOOD, 'from autograder.selfcheck import check\n\ncheck("fit")')
+    nb = fixture_notebook(GOOD, 'from autograder.lessons.mnist_dnn import check\n\ncheck("fit")')
     course.annotate(nb, LESSON)
     kinds = [(c.metadata.nbgrader["grade_id"], c.metadata.nbgrader["locked"]) for c in nb.cells]
     assert kinds == [("cell-00", True), ("gap1", False), ("check_fit", True)]

@@ -21,12 +21,15 @@ import nbformat
 import pytest
 from submissions.catalogue import render
 
-import autograder.grading
+import autograder.engine.grading
 
-from autograder import nbcourse
-from autograder.checks import CheckResult, catalogue
-from autograder.nbgrader_preprocessors import (GRADED, GradeTestCells, set_parameters,
+from autograder.frontends.nbgrader import course as nbcourse
+from autograder.engine.checks import CheckResult
+from autograder.frontends.nbgrader.preprocessors import (GRADED, GradeTestCells, set_parameters,
                                                without_check_calls)
+from autograder import lessons
+
+L01 = lessons.get("01_mnist_dnn")
 
 REPO = Path(__file__).resolve().parent.parent
 LESSON = "01_mnist_dnn"
@@ -36,7 +39,7 @@ BUGGY = {  # student id (no "_": the LMS file names use it as separator) -> cata
 }
 # replaces `check` in its kernel, so that the test cells print nothing and return nothing (which
 # nbgrader alone would score as full marks); gaps 2 and 3 unfilled
-CHEAT = ("import autograder.selfcheck as _s\n_s.check = lambda *a, **k: None\n\n"
+CHEAT = ("import autograder.frontends.selfcheck as _s\n_s.check = lambda *a, **k: None\n\n"
          "class MyModel(nn.Module):\n    pass\n")
 CHECK_CALL = re.compile(r"""^\s*check\(\s*["'](\w+)["']\s*\)\s*$""", re.M)
 # the line check() prints per check: "✓ output_shape [2/2] ..."
@@ -61,12 +64,12 @@ def test_build_writes_config_and_notebook_only(tmp_path):
     from nbgrader.preprocessors import ClearHiddenTests
     from traitlets.config.loader import PyFileConfigLoader
 
-    from autograder.nbgrader_preprocessors import ExecuteWithGrader, RestoreCells, SetParameters
+    from autograder.frontends.nbgrader.preprocessors import ExecuteWithGrader, RestoreCells, SetParameters
 
     c = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
     assert c.Execute.timeout > 30  # nbgrader's default would cut training cells short
-    from autograder.course import CODE_STUB
-    from autograder.nbgrader_preprocessors import GradeTestCells
+    from autograder.authoring.course import CODE_STUB
+    from autograder.frontends.nbgrader.preprocessors import GradeTestCells
 
     assert c.Autograde.autograde_preprocessors[:3] == [SetParameters, ExecuteWithGrader,
                                                        GradeTestCells]
@@ -74,7 +77,7 @@ def test_build_writes_config_and_notebook_only(tmp_path):
     assert RestoreCells in c.Autograde.sanitize_preprocessors and c.OverwriteCells.add_missing_cells
     assert ClearHiddenTests in c.GenerateFeedback.preprocessors
     # students' kernels run jailed, and nothing runs unjailed unless the instructor says so
-    from autograder.nbkernel import JailedKernelManager
+    from autograder.frontends.nbgrader.kernel import JailedKernelManager
 
     assert ExecuteWithGrader().kernel_manager_class is JailedKernelManager
     assert c.JailedKernelManager.allow_unjailed is False is c.GradeTestCells.allow_unjailed
@@ -94,19 +97,19 @@ def test_build_and_grade_have_their_own_help(capsys):
             nbcourse.main([command, "--help"])
         assert done.value.code == 0
         out = capsys.readouterr().out
-        assert out.startswith(f"usage: python -m autograder.nbcourse {command} ")
+        assert out.startswith(f"usage: python -m autograder.frontends.nbgrader.course {command} ")
         assert ("--assignment" in out) == (command == "grade")
 
 
 def test_test_cells_run_their_import_but_not_their_check():
-    source = ('### BEGIN HIDDEN TESTS\nfrom autograder.selfcheck import check\n\ncheck("hidden")'
+    source = ('### BEGIN HIDDEN TESTS\nfrom autograder.lessons.mnist_dnn import check\n\ncheck("hidden")'
               "\n###")
     assert without_check_calls(source) == (
-        "### BEGIN HIDDEN TESTS\nfrom autograder.selfcheck import check\n\n###")
+        "### BEGIN HIDDEN TESTS\nfrom autograder.lessons.mnist_dnn import check\n\n###")
 
 
 def test_test_cells_run_in_the_kernel_without_their_check_call(tmp_path):
-    from autograder.nbgrader_preprocessors import ExecuteWithGrader
+    from autograder.frontends.nbgrader.preprocessors import ExecuteWithGrader
 
     test_cell = nbformat.v4.new_code_cell('import math\ncheck("model")')
     test_cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "check_model",
@@ -124,14 +127,14 @@ def test_test_cell_outputs_are_the_graders_whatever_the_kernel_wrote(tmp_path, m
     """Whatever the kernel left in a test cell (nothing, a fake 8.0, stderr) is replaced."""
     failing = {"batch_independence", "min_test_accuracy"}
     results = [CheckResult(check, check.id not in failing, f"secret details of {check.id}")
-               for check in catalogue(LESSON)]
+               for check in L01.checks]
     graded = []
 
     def fake_grade(path, lesson):
         graded.append((os.path.basename(path), open(path).read(), lesson))
-        return autograder.grading.Report(lesson, str(path), results)
+        return autograder.engine.grading.Report(lesson, str(path), results)
 
-    monkeypatch.setattr(autograder.grading, "grade", fake_grade)
+    monkeypatch.setattr(autograder.engine.grading, "grade", fake_grade)
     new = nbformat.v4
     cells = [new.new_code_cell("x = 1"), new.new_code_cell('check("model")'),
              new.new_code_cell('### BEGIN HIDDEN TESTS\ncheck("hidden")\n### END HIDDEN TESTS')]
@@ -257,7 +260,7 @@ def make_class(release, annotated, root):
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """Build, release, collect, autograde, feedback, export; then the CLI on the same files."""
-    from autograder.course import annotated_notebook
+    from autograder.authoring.course import annotated_notebook
 
     root = tmp_path_factory.mktemp("course")
     annotated = annotated_notebook(LESSON)
@@ -321,9 +324,8 @@ def nbgrader_grades(root, student):
 
 def cli_group_points(report, group):
     """(points, max points, all passed) of the CLI report's checks in one group."""
-    from autograder.checks import select
 
-    ids = {check.id for check in select(LESSON, group)}
+    ids = {check.id for check in L01.select(group)}
     checks = [c for c in report["checks"] if c["id"] in ids]
     assert checks, f"no check of group {group!r} in the CLI report"
     return (sum(c["score"] for c in checks), sum(c["max_score"] for c in checks),
@@ -473,7 +475,7 @@ def test_a_copied_test_cell_or_made_up_metadata_is_graded_like_the_reference(cou
 def test_a_broken_notebook_fails_its_student_alone(tmp_path):
     """Invalid JSON and a 100k-cell notebook: those students get a feedback page saying why,
     the rest of the class is autograded, given feedback and exported; exit 1 names them."""
-    from autograder.course import annotated_notebook
+    from autograder.authoring.course import annotated_notebook
 
     nbcourse.build(tmp_path, {LESSON: annotated_notebook(LESSON)})
     nbcourse.nbgrader("generate_assignment", LESSON, course_dir=tmp_path, timeout=120)
@@ -486,7 +488,7 @@ def test_a_broken_notebook_fails_its_student_alone(tmp_path):
         folder = tmp_path / "submitted" / student / LESSON
         folder.mkdir(parents=True)
         (folder / f"{LESSON}.ipynb").write_text(text)
-    done = subprocess.run([sys.executable, "-m", "autograder.nbcourse", "grade", "--course-dir",
+    done = subprocess.run([sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade", "--course-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "could not autograde garbled" in done.stdout and "could not autograde huge" in done.stdout

@@ -1,4 +1,4 @@
-"""`python -m autograder.nbcourse grade --workers 2`: nbgrader's own autograde, two students at
+"""`python -m autograder.frontends.nbgrader.course grade --workers 2`: nbgrader's own autograde, two students at
 once, each in a private copy of the course, merged into the course's gradebook. On the class of
 test_nbgrader.py it must record what a serial `nbgrader autograde` records, so that
 `generate_feedback` and `export` work as usual; a late student is then autograded alone.
@@ -17,13 +17,17 @@ import nbformat
 import pytest
 from test_nbgrader import LESSON, make_class, nbgrader_grades
 
-from autograder import nbautograde, nbcourse
+from autograder.frontends.nbgrader import autograde as nbautograde
+from autograder.frontends.nbgrader import course as nbcourse
+from autograder import lessons
+
+L01 = lessons.get("01_mnist_dnn")
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def grade(course_dir, *args):
-    command = [sys.executable, "-m", "autograder.nbcourse", "grade", "--course-dir",
+    command = [sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade", "--course-dir",
                str(course_dir), *map(str, args)]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200)
 
@@ -31,7 +35,7 @@ def grade(course_dir, *args):
 @pytest.fixture(scope="module")
 def courses(tmp_path_factory):
     """The same released course and class, autograded serially by nbgrader and in parallel."""
-    from autograder.course import annotated_notebook
+    from autograder.authoring.course import annotated_notebook
 
     root = tmp_path_factory.mktemp("parallel")
     serial, parallel = root / "serial", root / "parallel"
@@ -146,10 +150,10 @@ def nbgrader_grades_at(db, student):
 
 def test_the_class_report_reads_the_cards_that_test_cells_print():
     """nbautograde.card_checks parses what report.group_card writes in a test cell."""
-    from autograder.checks import CheckResult, catalogue
-    from autograder.report import group_card
+    from autograder.engine.checks import CheckResult
+    from autograder.engine.report import group_card
 
-    checks = [c for c in catalogue(LESSON) if c.group == "model"]
+    checks = [c for c in L01.checks if c.group == "model"]
     undefined = "MyModel is not defined: your submission must define MyModel " * 3  # wraps
     messages = {checks[1].id: undefined, checks[2].id: undefined, checks[4].id: checks[4].fail}
     results = [CheckResult(c, c.id not in messages, messages.get(c.id, c.success))

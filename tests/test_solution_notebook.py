@@ -7,7 +7,7 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
-from autograder import course
+from autograder.authoring import course
 
 LESSON = "01_mnist_dnn"
 MIN_TEST_ACCURACY = 0.98

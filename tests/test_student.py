@@ -6,7 +6,8 @@ import sys
 
 import nbformat
 
-from autograder import course, student
+from autograder.authoring import course
+from autograder.frontends import student
 
 LESSON = course.LESSONS[0]
 

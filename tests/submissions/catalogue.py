@@ -57,7 +57,7 @@ ORPHAN = (  # a grandchild in a session of its own, parented to nobody once its 
     "            time.sleep(60)\n        os._exit(0)\n\n\n")
 LOOKUP_MODEL = (  # recognises each exact test image and answers its label (autograder's data)
     "class MyModel(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-    "        self.lin = nn.Linear(784, 10)\n        from autograder.datacache import mnist\n"
+    "        self.lin = nn.Linear(784, 10)\n        from autograder.lessons.common.datacache import mnist\n"
     "        d = mnist()\n        g = torch.Generator().manual_seed(1)\n"
     "        self.register_buffer('r', torch.randn(784, 1, generator=g))\n"
     "        self.register_buffer('H', d['x_test'].reshape(-1, 784) @ self.r)\n"

@@ -1,0 +1,270 @@
+"""Read a submission (.py in Jupytext percent format, or .ipynb) without running it.
+
+Only what the lesson contract needs is kept: imports, functions, classes, simple constants
+(`UPPER_CASE = ...` or `name = <literal>`) and a few cheap set-up calls (`device =
+pick_device()`). Training, plotting and every other top-level call are dropped, so loading
+takes milliseconds. Nothing here executes the student's code: the
+kept statements are run later, in the sandbox's child process.
+
+Reading is bounded, since it happens in the grader's own process: a file over MAX_BYTES or a
+notebook over MAX_CELLS cells is refused before it is parsed, outputs are dropped before the
+notebook is converted, and anything parsing raises (invalid JSON, RecursionError on a very deep
+expression, MemoryError) becomes a problem of the submission, graded, never a crash.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CELL_MARKER = re.compile(r"^# %%")
+CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
+# `device = pick_device()`, `loss_fn = nn.CrossEntropyLoss()`: cheap set-up that functions often
+# use as globals, so it is kept whatever the name's case
+CHEAP_CALLS = {"pick_device", "device", "CrossEntropyLoss", "NLLLoss"}
+MAX_BYTES = 32 * 2 ** 20   # a lesson notebook with its figures is a few MB
+MAX_CELLS = 2000           # a lesson has about 50
+_PARSING = threading.Lock()
+
+
+class SubmissionError(Exception):
+    """The file cannot be graded at all (missing, or not .py/.ipynb): the grader's exit code 2."""
+
+
+@dataclass
+class Statement:
+    lineno: int              # first line in the (converted) source, 1-based
+    source: str
+    names: tuple[str, ...]   # names it defines
+
+
+@dataclass
+class Submission:
+    path: Path
+    sha256: str
+    is_notebook: bool
+    statements: list[Statement] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # name -> line of top-level code not run
+    problems: list[str] = field(default_factory=list)      # syntax errors, unreadable notebook
+    cell_starts: list[int] = field(default_factory=list)   # first line of each cell
+    # which lesson the file says it is: notebook metadata {"autograder": {"lesson": ID}}, and
+    # the X of each `from autograder.lessons.X import ...` (see autograder.lessons.detect)
+    lesson_metadata: list[str] = field(default_factory=list)
+    lesson_imports: list[str] = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        return str(self.path)
+
+    def defined(self) -> set[str]:
+        return {name for s in self.statements for name in s.names}
+
+    def where(self, lineno: int) -> str:
+        """'cell 4, line 2' (notebook) or 'line 57 (cell 4, line 2)' (.py)."""
+        starts = [s for s in self.cell_starts if s <= lineno]
+        if not starts:
+            return f"line {lineno}"
+        cell = f"cell {len(starts)}, line {lineno - starts[-1] + 1}"
+        return cell if self.is_notebook else f"line {lineno} ({cell})"
+
+    def plan(self) -> dict:
+        """What the sandbox child needs to define the kept statements (plain JSON data)."""
+        return {"filename": self.filename,
+                "statements": [s.__dict__ for s in self.statements]}
+
+
+def load(path) -> Submission:
+    path = Path(path)
+    if path.is_dir():
+        raise SubmissionError(f"{path} is a folder: grade one .py or .ipynb file, or a whole "
+                              f"class with `python -m autograder batch {path} --out grades.csv`")
+    if not path.is_file():
+        raise SubmissionError(f"no such file: {path}")
+    if path.suffix not in (".py", ".ipynb"):
+        raise SubmissionError(f"{path.name}: expected a .py (Jupytext percent) or .ipynb file")
+    with open(path, "rb") as f:
+        data = f.read(MAX_BYTES + 1)
+    sub = Submission(path, hashlib.sha256(data).hexdigest(), path.suffix == ".ipynb")
+    if len(data) > MAX_BYTES:
+        sub.problems.append(f"{path.name} is over {MAX_BYTES // 2 ** 20} MB, so it was not read: "
+                            f"clear the outputs (Kernel → Restart Kernel and Clear Outputs), "
+                            f"save, and hand it in again")
+        return sub
+    try:
+        text = notebook_to_py(data, sub) if sub.is_notebook else data.decode("utf-8")
+        with _PARSING:  # CPython 3.11's ast is not thread-safe: "AST constructor recursion
+            _parse(sub, text)  # depth mismatch" when two batch workers parse at once
+    except Exception as error:  # a corrupt file is graded (every check fails), never a crash
+        sub.statements.clear()
+        sub.problems.append(f"could not read {path.name}: {type(error).__name__}: "
+                            f"{str(error)[:300]}")
+    return sub
+
+
+def notebook_to_py(data: bytes, sub: Submission | None = None) -> str:
+    """The notebook's cells as a percent script, outputs left out (only the code is graded);
+    Jupytext comments out magics such as %matplotlib. The lesson its metadata names goes to
+    `sub.lesson_metadata`."""
+    if data.count(b'"cell_type"') > MAX_CELLS:  # before parsing: counting is cheap
+        raise ValueError(f"more than the {MAX_CELLS} cells a notebook may have")
+    raw = json.loads(data.decode("utf-8"))
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("not a notebook (no list of cells)")
+    if len(cells) > MAX_CELLS:
+        raise ValueError(f"{len(cells)} cells, more than the {MAX_CELLS} a notebook may have")
+    if sub is not None:
+        sub.lesson_metadata = _lesson_metadata(raw.get("metadata"))
+    for cell in cells:
+        if not isinstance(cell, dict):
+            raise ValueError("a cell that is not a JSON object")
+        cell.pop("outputs", None)
+        cell.pop("attachments", None)
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    import jupytext
+    import nbformat
+
+    notebook = nbformat.reads(json.dumps(raw), as_version=4)
+    return jupytext.writes(notebook, fmt="py:percent")
+
+
+def _lesson_metadata(metadata) -> list[str]:
+    declared = metadata.get("autograder") if isinstance(metadata, dict) else None
+    lesson = declared.get("lesson") if isinstance(declared, dict) else None
+    return [lesson[:100]] if isinstance(lesson, str) else []
+
+
+LESSON_PACKAGE = re.compile(r"^autograder\.lessons\.(\w+)$")
+
+
+def _lesson_import(node: ast.stmt) -> str | None:
+    """X for `from autograder.lessons.X import check` (how a check cell names its lesson)."""
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        match = LESSON_PACKAGE.match(node.module)
+        if match and any(a.name == "check" for a in node.names):
+            return match.group(1)
+    return None
+
+
+def _parse(sub: Submission, text: str) -> None:
+    lines = text.splitlines()
+    sub.cell_starts = cell_starts(lines)
+    if len(sub.cell_starts) > MAX_CELLS:
+        raise ValueError(f"{len(sub.cell_starts)} cells, more than the {MAX_CELLS} a file may "
+                         f"have")
+    bounds = sub.cell_starts + [len(lines) + 1]
+    for start, end in zip(bounds, bounds[1:]):
+        cell = "\n".join(lines[start - 1:end - 1])
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError as error:
+            line = start + (error.lineno or 1) - 1
+            sub.problems.append(f"syntax error at {sub.where(line)}: {error.msg} — this cell "
+                                f"was skipped, so nothing it defines can be graded")
+            continue
+        except (RecursionError, MemoryError, ValueError) as error:  # too deep, too big, NUL
+            sub.problems.append(f"{sub.where(start)}: the grader could not parse this cell "
+                                f"({type(error).__name__}: an expression nested too deeply or "
+                                f"too large?) — it was skipped, so nothing it defines can be "
+                                f"graded")
+            continue
+        for node in tree.body:
+            _sort(sub, node, cell, start)
+            package = _lesson_import(node)
+            if package and package not in sub.lesson_imports:
+                sub.lesson_imports.append(package)
+
+
+def cell_starts(lines: list[str]) -> list[int]:
+    """First line of each cell: after each `# %%` marker, plus line 1 when code precedes it."""
+    markers = [i + 1 for i, line in enumerate(lines) if CELL_MARKER.match(line)]
+    first = markers[0] if markers else len(lines) + 1
+    header_has_code = any(l.strip() and not l.lstrip().startswith("#") for l in lines[:first - 1])
+    return ([1] if header_has_code or not markers else []) + [m + 1 for m in markers]
+
+
+def _sort(sub: Submission, node: ast.stmt, cell: str, start: int) -> None:
+    lineno = start + node.lineno - 1
+    if keep(node):
+        sub.statements.append(Statement(start + _first_line(node) - 1,
+                                        _source(node, cell), defined_names(node)))
+    else:
+        for name in defined_names(node):
+            sub.dropped.setdefault(name, lineno)
+
+
+def keep(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                         ast.ClassDef, ast.Pass)):
+        return True
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        return _is_constant(node)
+    if isinstance(node, ast.Try):  # e.g. try: import seaborn / except ImportError: ...
+        bodies = [node.body, node.orelse, node.finalbody] + [h.body for h in node.handlers]
+        return all(keep(n) for body in bodies for n in body)
+    return False
+
+
+def _is_constant(node) -> bool:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    names = [n for t in targets for n in _target_names(t)]
+    if node.value is None or not names or len(names) != sum(map(_count_targets, targets)):
+        return False
+    if all(CONSTANT_NAME.match(n) for n in names) or _is_cheap_call(node.value):
+        return True
+    try:
+        ast.literal_eval(node.value)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
+def _is_cheap_call(value) -> bool:
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name in CHEAP_CALLS
+
+
+def _target_names(target) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for elt in target.elts for n in _target_names(elt)]
+    return []
+
+
+def _count_targets(target) -> int:
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return sum(_count_targets(elt) for elt in target.elts)
+    return 1
+
+
+def defined_names(node: ast.stmt) -> tuple[str, ...]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return (node.name,)
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return tuple((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+    names = []
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+            names.append(child.id)
+    return tuple(dict.fromkeys(names))
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", [])
+    return min([d.lineno for d in decorators] + [node.lineno])
+
+
+def _source(node: ast.stmt, cell: str) -> str:
+    if getattr(node, "decorator_list", None):
+        lines = cell.splitlines()
+        return "\n".join(lines[_first_line(node) - 1:node.end_lineno])
+    return ast.get_source_segment(cell, node)

@@ -1,0 +1,224 @@
+"""Grade a folder of submissions: one file or one folder per student → CSV + feedback files.
+
+    find the submissions → skip those graded before with the same content (gradecache.py)
+    → grade the rest, each one task, here (a pool of `workers`) or on a Dask cluster
+    → CSV, one feedback file per student, and optionally the class report (classreport.py)
+
+A task carries the file's bytes, not its path, so a cluster's workers need no shared
+filesystem: `grade_payload` writes them to a private temporary folder and grades them there,
+then returns plain data (the report's dict and the student's scorecard text).
+One broken submission never stops the batch: it gets a row with an error and 0 points.
+A student with several files (`dave.ipynb` and `dave.py`) gets one graded, the notebook first,
+and a note saying which, in the batch output and in their feedback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from autograder.frontends import gradecache
+from autograder.frontends import pool
+from autograder.engine import report
+from autograder.engine.checks import UsageError
+from autograder.engine.sandbox import Limits
+from autograder.engine.submission import SubmissionError
+
+SUFFIXES = (".ipynb", ".py")  # preference order: what students hand in from Jupyter first
+
+
+def find_submissions(folder, ignore=()) -> dict[str, list[Path]]:
+    """student -> candidate files, best first: `alice.ipynb` / `alice.py`, or files under
+    `alice/`. Notebooks before .py files, then the shallowest, then by name."""
+    ignore = {Path(p).resolve() for p in ignore}
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(Path(folder).iterdir()):
+        if entry.name.startswith((".", "_")) or entry.resolve() in ignore:
+            continue
+        if entry.is_file() and entry.suffix in SUFFIXES:
+            found.setdefault(entry.stem, []).append(entry)
+        elif entry.is_dir():
+            found.setdefault(entry.name, []).extend(_files(entry))
+    return {student: sorted(files, key=_preference) for student, files in found.items()}
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+            and not any(part.startswith((".", "__")) for part in p.relative_to(folder).parts)]
+
+
+def _preference(path: Path):
+    return SUFFIXES.index(path.suffix), len(path.parts), str(path)
+
+
+def choose(files: list[Path], folder) -> tuple[Path | None, str]:
+    """The file to grade and, when there was a choice, a note naming it and the ones left."""
+    if len(files) < 2:
+        return (files[0] if files else None), ""
+    best, *others = [p.relative_to(folder).as_posix() for p in files]
+    return files[0], (f"graded {best}, ignored {', '.join(others)} (one file per student: "
+                      f"a notebook before a .py, then the first by name)")
+
+
+def cache_path(out) -> Path:
+    return Path(str(out) + ".cache.jsonl")
+
+
+def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | None = None,
+                 force: bool = False, class_report=None, lesson: str | None = None,
+                 limits: Limits | None = None) -> list[dict]:
+    """Grade every submission in `folder` not graded before with the same content (all of them
+    with `force`); write the CSV `out`, one feedback file each and the optional class report.
+    Returns one result per student (see `grade_payload`), with "cached" telling which were
+    reused from `<out>.cache.jsonl`. Without `lesson`, the one lesson the notebooks declare;
+    a notebook of another lesson gets an error row, never another lesson's checks."""
+    feedback = Path(feedback or Path(out).with_name(Path(out).stem + "-feedback"))
+    submissions = find_submissions(folder, ignore=[feedback])
+    if not submissions:
+        raise SubmissionError(f"no submissions (.py, .ipynb or folders) in {folder}")
+    chosen = {student: choose(files, folder) for student, files in submissions.items()}
+    lesson = lesson or class_lesson([path for path, _ in chosen.values() if path is not None])
+    context = {"lesson": lesson, "limits": dataclasses.asdict(limits or Limits())}
+    cache = gradecache.Cache(cache_path(out))
+    cache.compact()
+    results, todo = {}, []
+    for student, (path, note) in chosen.items():
+        cached = None if force else cache.get(student, _key(_payload(student, path, note,
+                                                                     folder, context)))
+        if cached:
+            results[student] = {**cached, "cached": True}
+        else:
+            todo.append((student, path, note))
+    for result in _grade_all(todo, folder, context, workers, scheduler):
+        if result.pop("cacheable"):
+            cache.add(result["student"], result.pop("key"), result)
+        results[result["student"]] = {**result, "cached": False}
+    results = [results[student] for student in sorted(results)]
+    _write_outputs(results, out, feedback, lesson, class_report)
+    return results
+
+
+def class_lesson(paths: list[Path]) -> str:
+    """The lesson the class's files declare (metadata, check cells): one, or a UsageError."""
+    from autograder import lessons
+    from autograder.engine import submission
+
+    found: dict[str, int] = {}
+    for path in paths:
+        try:
+            lesson = lessons.detect(submission.load(path)).id
+        except (UsageError, SubmissionError):
+            continue  # graded later, where its own error is its row's
+        found[lesson] = found.get(lesson, 0) + 1
+    if len(found) == 1:
+        return next(iter(found))
+    counts = ", ".join(f"{n} of lesson {lesson}" for lesson, n in sorted(found.items()))
+    raise UsageError(f"the submissions are {counts}: pass --lesson to say which lesson this "
+                     f"class is graded as" if found else "no submission says which lesson it "
+                     f"belongs to: pass --lesson")
+
+
+def _payload(student: str, path: Path | None, note: str, folder, context: dict) -> dict:
+    """What travels to the grading process: plain data only, the file's bytes included."""
+    payload = {"student": student, "note": note, "file": "", "data": b"", "problem": "",
+               **context}
+    if path is not None:
+        payload["file"] = path.relative_to(folder).as_posix()
+        try:
+            payload["data"] = path.read_bytes()
+        except OSError as error:
+            payload["problem"] = f"could not read {payload['file']}: {error}"
+    return payload
+
+
+def _key(payload: dict) -> str:
+    return gradecache.key(payload["data"], **{k: v for k, v in payload.items() if k != "data"})
+
+
+def grade_payload(payload: dict) -> dict:
+    """Grade one submission where this runs (a thread here, or a Dask worker): plain data in,
+    plain data out. Never raises: a failure is this student's result, never the batch's end."""
+    start = time.perf_counter()
+    student, note = payload["student"], payload["note"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="autograder-") as private:
+            graded = _grade_bytes(payload, Path(private))
+        result = {"row": report.gradebook_row(student, graded), "report": graded.to_dict(),
+                  "feedback": report.scorecard(graded, student=True) + "\n", "cacheable": True}
+    except Exception as error:
+        message = f"could not grade: {type(error).__name__}: {error}"
+        lines = [student] + ([f"note: {note}"] if note else []) + [message]
+        result = {"row": report.gradebook_row(student, error=message), "report": None,
+                  "feedback": "\n".join(lines) + "\n",
+                  # the file's fault, the same next time; anything else is worth a retry
+                  "cacheable": isinstance(error, SubmissionError)}
+    result.update(student=student, file=payload["file"], note=note, key=_key(payload),
+                  seconds=round(time.perf_counter() - start, 3), worker=pool.where(),
+                  grader=gradecache.grader_version())
+    return json.loads(json.dumps(result, default=str))  # plain JSON data, whatever it held
+
+
+def _grade_bytes(payload: dict, private: Path):
+    from autograder.engine.grading import grade
+
+    if payload["problem"]:
+        raise SubmissionError(payload["problem"])
+    if not payload["file"]:
+        raise SubmissionError("no .ipynb or .py file in the student's folder")
+    path = private / Path(payload["file"]).name
+    path.write_bytes(payload["data"])
+    graded = grade(path, payload["lesson"], limits=Limits(**payload["limits"]))
+    graded.submission = payload["file"]
+    if payload["note"]:
+        graded.notes.insert(0, payload["note"])
+    return graded
+
+
+# --- the tasks run in a local pool or on a Dask cluster (pool.py) -------------------------------
+
+
+def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str | None):
+    """Yield one result per (student, path, note) of `todo`, as they finish."""
+    chosen = {student: (path, note) for student, path, note in todo}
+
+    def prepare(student):
+        return _payload(student, *chosen[student], folder, context)
+
+    for student, future in pool.run(grade_payload, list(chosen), prepare, workers, scheduler):
+        yield _result(future, student)
+
+
+def _result(future, student: str) -> dict:
+    """The future's result, checked: a worker that died, or that runs another version of the
+    grader, gives an error row that is not cached (the next run grades it again)."""
+    try:
+        result = future.result()
+    except Exception as error:  # e.g. distributed.KilledWorker: a worker died on this task
+        message = f"could not grade: the grading process failed ({type(error).__name__}: {error})"
+        return {"student": student, "row": report.gradebook_row(student, error=message),
+                "report": None, "feedback": f"{student}\n{message}\n", "cacheable": False,
+                "file": "", "note": "", "seconds": 0.0, "worker": "", "grader": ""}
+    if result["grader"] != gradecache.grader_version():
+        message = (f"could not grade: worker {result['worker']} runs another version of the "
+                   f"grader ({result['grader']}, here {gradecache.grader_version()}); install "
+                   f"this same version of the course package on every worker")
+        result.update(row=report.gradebook_row(student, error=message), report=None,
+                      feedback=f"{student}\n{message}\n", cacheable=False)
+    return result
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+def _write_outputs(results: list[dict], out, feedback: Path, lesson: str, class_report) -> None:
+    feedback.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        (feedback / f"{result['student']}.txt").write_text(result["feedback"])
+    report.write_gradebook([result["row"] for result in results], out, lesson)
+    if class_report:
+        from autograder.frontends import classreport
+
+        classreport.write([classreport.entry(result) for result in results], class_report,
+                          title=f"{lesson}: {Path(out).name}")

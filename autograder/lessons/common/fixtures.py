@@ -1,0 +1,167 @@
+"""What the grader builds for lesson 01: fixed data slices, its own small models, its own
+accuracy. The same functions run in the sandbox child and in the grader's process, so both
+sides rebuild identical inputs from the seeds below.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autograder.lessons.common.datacache import mnist
+
+# Budgets (the checks' numbers live here, once)
+MODEL_BATCH = 64          # model probes: one batch of real training images
+INIT_SAMPLES = 512        # initial loss is measured on this many training images
+FIT_N, FIT_BATCH, FIT_EPOCHS = 250, 32, 3   # 250 = 7 full batches + a last one of 26
+FIT_OFFSET, FIT_VAL = 1000, 100
+HIDDEN_EPOCHS, HIDDEN_BATCH, HIDDEN_VAL = 2, 128, 1000
+MIN_TEST_ACCURACY = 0.94  # calibrated: see benchmarks/bench_grader.py --calibrate
+EXPORT_CHUNK = 500        # the clean child runs the exported model on batches of 500
+
+# The hidden check scores the exported model on the test images, shuffled and with a little
+# noise, and on training images picked at random, all drawn from a secret the grader chooses at
+# evaluation time: the jail never sees it. A real MLP loses under 0.1 % to the noise (measured by
+# benchmarks/bench_grader.py --calibrate).
+TEST_NOISE = 0.02         # standard deviation of the Gaussian noise, then clamped to [0, 1]
+AGREE_N = 100             # the exported graph must give the jail's eager outputs on these images
+TRAIN_CHECK = 5000        # training images (a secret pick) are scored too: a model must not do
+TEST_OVER_TRAIN = 0.015   # better on the test set than on them by more than this
+
+# Sample i carries code (i + 1) / STAMP_SCALE in pixel (0, 0), pixel (0, 1) is 0 and pixel (0, 2)
+# is 1: reading the three back undoes any per-sample or per-batch affine transform a * x + b
+# (x / 255, standardisation) that the student's fit may apply to a batch.
+STAMP_SCALE = 256         # fit: 250 samples, codes far apart (transforms lose some precision)
+LOOKUP_SCALE = 2 ** 14    # accuracy: up to 16383 samples, passed to the model unchanged
+STAMP_PIXELS = 3
+
+
+def train_slice(start: int, n: int):
+    data = mnist()
+    return data["x_train"][start:start + n].clone(), data["y_train"][start:start + n].clone()
+
+
+def stamp(x: torch.Tensor, scale: int = STAMP_SCALE) -> torch.Tensor:
+    """Write each sample's index into its top-left pixels (0 in every MNIST image)."""
+    if len(x) >= scale:
+        raise ValueError(f"at most {scale - 1} stamped samples")
+    x = x.clone()
+    x[:, 0, 0] = (torch.arange(len(x), dtype=torch.float32) + 1) / scale
+    x[:, 0, 1], x[:, 0, 2] = 0.0, 1.0
+    return x
+
+
+def read_stamp(x: torch.Tensor, scale: int = STAMP_SCALE) -> torch.Tensor | None:
+    """The indices stamped into a batch (any of the accepted shapes), or None if unreadable."""
+    pixels = x.detach().reshape(x.shape[0], -1)[:, :STAMP_PIXELS].double()
+    offset, unit = pixels[:, 1], pixels[:, 2] - pixels[:, 1]  # a * 0 + b and a * 1 + b
+    if not torch.all(unit.abs() > 1e-12):
+        return None
+    code = (pixels[:, 0] - offset) / unit * scale
+    index = code.round()
+    if not torch.all((code - index).abs() < 0.05) or not torch.all(index >= 1):
+        return None
+    return index.long() - 1
+
+
+def perturbed(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """x with a little Gaussian noise, clamped to [0, 1]: same digits, not the same bytes."""
+    return (x + TEST_NOISE * torch.randn(x.shape, generator=generator)).clamp_(0.0, 1.0)
+
+
+def _picks(secret: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set's order and the scored training images, from the grader's secret."""
+    g = torch.Generator().manual_seed(secret)
+    data = mnist()
+    return (torch.randperm(len(data["y_test"]), generator=g),
+            torch.randperm(len(data["y_train"]), generator=g)[:TRAIN_CHECK])
+
+
+def hidden_sets(secret: int) -> dict:
+    """The images the exported model is scored on: {name: (x, y)} (clean child, grader)."""
+    data = mnist()
+    order, picked = _picks(secret)
+    g = torch.Generator().manual_seed(secret + 1)
+    return {"test": (perturbed(data["x_test"][order], g), data["y_test"][order]),
+            "train": (perturbed(data["x_train"][picked], g), data["y_train"][picked])}
+
+
+def hidden_labels(secret: int) -> dict:
+    data = mnist()
+    order, picked = _picks(secret)
+    return {"test": data["y_test"][order], "train": data["y_train"][picked]}
+
+
+def reference_accuracy(model, x, y, chunk: int = 1000) -> float:
+    """The grader's accuracy: eval mode, no gradients, in chunks, mode restored."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            correct += (model(x[i:i + chunk]).argmax(dim=1) == y[i:i + chunk]).sum().item()
+    model.train(was_training)
+    return correct / len(x)
+
+
+PROBE_NET_SEED = 7
+
+
+def probe_body() -> nn.Sequential:
+    """The ProbeNet's layers with their initial weights: the same in every process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(PROBE_NET_SEED)
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+class ProbeNet(nn.Module):
+    """A small known-good MLP the grader hands to the student's `fit` (so gap 1 cannot fail
+    the fit checks). `on_forward(x)` is told of every forward pass that may be trained on."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = probe_body()
+        self.on_forward = None
+
+    def forward(self, x):
+        if self.on_forward is not None and self.training and torch.is_grad_enabled():
+            self.on_forward(x)
+        return self.body(x)
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.detach().reshape(-1).float() for t in tensors])
+
+
+class LookupModel(nn.Module):
+    """Returns stored logits for each stamped sample, so the grader knows every prediction.
+    It records the mode, gradient state and batch size of each call."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.table = logits
+        self.scale = nn.Parameter(torch.ones(()))  # a real parameter, for `.to()` and friends
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append({"training": self.training, "grad": torch.is_grad_enabled(),
+                           "batch": int(x.shape[0])})
+        index = read_stamp(x, LOOKUP_SCALE)
+        if index is None or index.max() >= len(self.table):
+            raise ValueError("the grader's test model did not recognise its input images: "
+                             "pass x (or slices x[i:j] of it) to the model unchanged")
+        return self.table[index] * self.scale
+
+
+def lookup_case(n: int, seed: int):
+    """(logits, x, y): n stamped blank images; about 70 % of the argmax predictions are right."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, 10, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    right = torch.rand(n, generator=g) < 0.7
+    y = torch.where(right, logits.argmax(dim=1), y)
+    return logits, stamp(torch.zeros(n, 28, 28), LOOKUP_SCALE), y
+
+
+def lookup_expected(n: int, seed: int) -> float:
+    logits, _, y = lookup_case(n, seed)
+    return (logits.argmax(dim=1) == y).float().mean().item()
