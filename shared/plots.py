@@ -1,4 +1,5 @@
-"""Figures for the lessons: digits, training curves, confusion matrix, doubts, model summary.
+"""Figures for the lessons: digits, training curves, confusion matrix, doubts, model summary,
+convolution filters and feature maps.
 
 Each plot returns its matplotlib Figure; with ``save_as="name"`` it also writes
 ``run_dir() / "name.png"``. Inputs may be torch tensors or numpy arrays. Nothing here chooses
@@ -320,3 +321,109 @@ def _shape(output) -> str:
     if isinstance(output, (tuple, list)):
         return ", ".join(_shape(o) for o in output)
     return type(output).__name__
+
+
+# --- convolutions: what the kernels are, what they see -------------------------------------
+
+def _signed(ax, image, title=None):
+    """``image`` in red (positive) and blue (negative), white at zero, ticks off."""
+    limit = float(np.abs(image).max()) or 1.0  # an all-zero map stays white
+    ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_filters(weight, columns=8, save_as=None):
+    """The kernels of a convolution with one input channel, one small image each.
+
+    ``weight`` is the layer's weight, (out_channels, 1, k, k) (``model.conv1.weight``), or
+    (out_channels, k, k). Red is a positive weight, blue a negative one, white zero; each
+    kernel has its own colour scale.
+    """
+    w = _numpy(weight)
+    if w.ndim == 4 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 3:
+        raise ValueError(f"plot_filters shows the kernels of a convolution with one input "
+                         f"channel, shaped (out, 1, k, k); got {tuple(w.shape)}: pass the first "
+                         f"layer's weight, e.g. model.conv1.weight")
+    cols = min(columns, len(w))
+    rows = math.ceil(len(w) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.35 * rows + 0.4),
+                             squeeze=False, layout="constrained")
+    for ax, (i, kernel) in zip(axes.flat, enumerate(w)):
+        _signed(ax, kernel, title=str(i))
+    for ax in axes.flat[len(w):]:
+        ax.remove()
+    fig.suptitle(f"{len(w)} kernels of {w.shape[1]} × {w.shape[2]} (red > 0 > blue)")
+    return _finish(fig, save_as)
+
+
+def _one_image(image) -> np.ndarray:
+    """(28, 28), (1, 28, 28) or (784,) -> (28, 28)."""
+    return _as_images(_numpy(image).reshape(1, -1))[0]
+
+
+def feature_maps(model, image, layers) -> dict[str, np.ndarray]:
+    """{layer name: its output (channels, height, width)} for one image through ``model``.
+
+    Forward hooks on the named submodules record their first output; the model runs once, in
+    eval mode without gradients, and is left in the mode it was in.
+    """
+    modules = dict(model.named_modules())
+    missing = [name for name in layers if name not in modules]
+    if missing:
+        raise ValueError(f"no layer named {missing} in the model; its layers are "
+                         f"{[name for name in modules if name]}")
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            outputs.setdefault(name, output.detach())  # returns None: the output is unchanged
+        return hook
+
+    hooks = [modules[name].register_forward_hook(keep(name)) for name in layers]
+    first = next(model.parameters(), None)
+    x = torch.as_tensor(_one_image(image), dtype=torch.float32)[None, None]  # (1, 1, 28, 28)
+    if first is not None:
+        x = x.to(first)  # the model's device and dtype
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return {name: _numpy(outputs[name][0]) for name in layers}
+
+
+def plot_feature_maps(model, image, layers, max_channels=16, columns=8, save_as=None):
+    """One image, then each named layer's output maps for it, one small image per channel.
+
+    ``layers`` names submodules of ``model`` (``["conv1", "conv2"]``); a layer called twice
+    in ``forward`` shows its first call. At most ``max_channels`` maps per layer.
+    """
+    maps = feature_maps(model, image, layers)
+    rows_of = {name: math.ceil(min(len(m), max_channels) / columns) for name, m in maps.items()}
+    rows = 1 + sum(rows_of.values())
+    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.3 * rows),
+                             squeeze=False, layout="constrained")
+    axes[0, 0].imshow(_one_image(image), cmap="binary")
+    axes[0, 0].set(xticks=[], yticks=[], title="input")
+    for ax in axes[0, 1:]:
+        ax.remove()
+    row = 1
+    for name, m in maps.items():
+        block = axes[row:row + rows_of[name]].flat
+        shown = m[:max_channels]
+        for ax, (c, channel) in zip(block, enumerate(shown)):
+            _signed(ax, channel, title=str(c))
+        axes[row, 0].set_ylabel(f"{name}\n{' × '.join(map(str, m.shape))}", fontsize=8)
+        for ax in list(axes[row:row + rows_of[name]].flat)[len(shown):]:
+            ax.remove()
+        row += rows_of[name]
+    return _finish(fig, save_as)
