@@ -113,7 +113,8 @@ def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed) -> tuple[dict, fl
         return outcomes, 0.0
     with Sandbox(sub.plan(), lesson, limits) as box, _clean_box(clean, lesson, limits) as spare:
         for probe in runnable:
-            outcomes[probe] = box.run(probe, lesson.time_limit(probe, limits.time_s), seed)
+            outcomes[probe] = with_secret(lesson, probe, lambda args, p=probe: box.run(
+                p, lesson.time_limit(p, limits.time_s), seed, args))
             if probe in clean:
                 _evaluate_cleanly(outcomes[probe], clean[probe], spare, lesson, limits, seed)
         ctx.define_errors = box.define_errors
@@ -158,6 +159,19 @@ def evaluate(outcome: dict, folder: Path, run) -> None:
 
 
 MAX_PROGRAMS = 4  # exported programs one probe may hand to the clean child
+
+
+def with_secret(lesson: Lesson, probe: str, run) -> dict:
+    """`run(args)`, the probe's outcome. A probe the lesson lists in `secret` builds its inputs
+    from a secret drawn now, so no answer can be prepared before this grading; the judges find
+    it in the probe's data as "secret", whatever the jail put there."""
+    if probe not in lesson.secret:
+        return run(None)
+    secret = secrets.randbits(62)
+    outcome = run({"secret": secret})
+    if outcome["ok"] and isinstance(outcome.get("data"), dict):
+        outcome["data"]["secret"] = secret
+    return outcome
 
 
 def _missing(names, defined):
@@ -208,7 +222,8 @@ def grade_namespace(ns: dict, lesson: Lesson | str, only: str | None = None) -> 
     with quiet(), tempfile.TemporaryDirectory(prefix="autograder-") as folder:
         for check in checks:
             if check.probe not in outcomes:
-                outcomes[check.probe] = probing.run_probe(probes[check.probe], ns)
+                run = lambda args, p=check.probe: probing.run_probe(probes[p], ns, 0, args)
+                outcomes[check.probe] = with_secret(lesson, check.probe, run)
                 if check.probe in clean:  # a self-check: here, in the student's own kernel
                     evaluate(outcomes[check.probe], Path(folder), lambda args, p=check.probe:
                              probing.run_probe(probes[clean[p]], {}, 0, args))

@@ -30,6 +30,7 @@ class Lesson:
     time_factor: Mapping[str, float] = field(default_factory=dict)  # probe -> × Limits.time_s
     budgets: Mapping[str, float] = field(default_factory=dict)  # documented limits (parameters)
     thresholds: Mapping[str, float] = field(default_factory=dict)  # hidden minimums, calibrated
+    secret: frozenset = frozenset()  # probes handed a secret drawn per grading (their inputs)
     minutes: int = 60           # a student's time for the lesson, for the README
 
     def __post_init__(self):
@@ -40,6 +41,8 @@ class Lesson:
         for check in self.checks:
             if not callable(check.judge):
                 raise ValueError(f"lesson {self.id}: check {check.id} has no judge")
+        if self.secret & set(self.clean):  # both would keep their secret under "secret"
+            raise ValueError(f"lesson {self.id}: a probe is both secret and clean")
         groups = set(self.groups)
         if groups & set(ids):
             raise ValueError(f"lesson {self.id}: a group and a check share a name")
