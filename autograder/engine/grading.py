@@ -63,8 +63,10 @@ class Report:
 
 
 def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
-          public_only: bool = False, limits: Limits | None = None, seed: int = 0) -> Report:
+          public_only: bool = False, limits: Limits | None = None, seed: int = 0,
+          warm=None) -> Report:
     """Grade one file, as the lesson it declares (`lesson`, when given, must agree with it).
+    `warm` (a warm.Warm pool, optional) hands it children started ahead of need.
     Raises SubmissionError when there is nothing to grade, UsageError when the lesson is
     unknown or cannot be told."""
     start = time.perf_counter()
@@ -74,7 +76,8 @@ def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
     limits = limits or Limits()
     ctx = Context(gaps=lesson.gaps, what=lesson.what, where=sub.where, dropped=sub.dropped,
                   problems=sub.problems, memory_mb=limits.memory_mb)
-    outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, seed)
+    warm = warm if warm is not None and warm.fits(lesson, limits) else None
+    outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, seed, warm)
     results = hint_hidden([judge(check, outcomes[check.probe], ctx) for check in checks])
     seconds = {"startup": startup, **{p: o["seconds"] for p, o in outcomes.items()}}
     return Report(lesson.id, str(path), results, list(sub.problems) + isolation_notes(),
@@ -99,7 +102,7 @@ def isolation_notes() -> list[str]:
     return [] if found.jailed else [f"isolation: {found.describe()}"]
 
 
-def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed) -> tuple[dict, float]:
+def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed, warm) -> tuple[dict, float]:
     """Each probe's outcome, and the seconds spent starting children."""
     needs = {}
     for check in checks:
@@ -111,7 +114,8 @@ def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed) -> tuple[dict, fl
     clean = {p: q for p, q in lesson.clean.items() if p in runnable}
     if not runnable:
         return outcomes, 0.0
-    with Sandbox(sub.plan(), lesson, limits) as box, _clean_box(clean, lesson, limits) as spare:
+    with _student_box(sub, lesson, limits, warm) as box, \
+            _clean_box(clean, lesson, limits, warm) as spare:
         for probe in runnable:
             outcomes[probe] = with_secret(lesson, probe, lambda args, p=probe: box.run(
                 p, lesson.time_limit(p, limits.time_s), seed, args))
@@ -122,10 +126,18 @@ def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed) -> tuple[dict, fl
     return outcomes, startup
 
 
-def _clean_box(clean: dict, lesson: Lesson, limits: Limits):
-    """A second child, running none of the student's code, started now so that its start-up
-    (importing torch) overlaps the student's probes; None when no probe needs it."""
-    return Sandbox(CLEAN_PLAN, lesson, limits) if clean else contextlib.nullcontext()
+def _student_box(sub, lesson: Lesson, limits: Limits, warm):
+    """The jail for this submission only: started ahead of need by `warm`, or now."""
+    return warm.student(sub.plan()) if warm else Sandbox(sub.plan(), lesson, limits)
+
+
+def _clean_box(clean: dict, lesson: Lesson, limits: Limits, warm):
+    """A second child, running none of the student's code, for this submission only: started
+    ahead of need by `warm`, or now so that its start-up (importing torch) overlaps the
+    student's probes; None when no probe needs it."""
+    if not clean:
+        return contextlib.nullcontext()
+    return warm.clean() if warm else Sandbox(CLEAN_PLAN, lesson, limits)
 
 
 def _evaluate_cleanly(outcome: dict, probe: str, box: Sandbox, lesson, limits, seed) -> None:

@@ -79,23 +79,36 @@ class Sandbox:
     """The child (jailed where possible) that runs one submission's probes, or none of its
     code at all with CLEAN_PLAN. Files handed to it go in `workdir`, which it can read."""
 
-    def __init__(self, plan: dict, lesson, limits: Limits | None = None):
+    def __init__(self, plan: dict | None, lesson, limits: Limits | None = None):
+        """`plan` None: a student's jail started ahead of need, told its plan by `assign`."""
         self.lesson, self.limits = resolve(lesson), limits or Limits()
-        self.role = "clean" if plan.get("clean") else "student"
+        self.role = "clean" if (plan or {}).get("clean") else "student"
         self.isolation = jails.require(untrusted_ok=not self.limits.require_jail)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         self.plan_path = self.workdir / "plan.json"
-        self.plan_path.write_text(json.dumps(plan))
+        if plan is not None:
+            self.plan_path.write_text(json.dumps(plan))
         self.proc = self.jail = None
         self.req = self.res = None
         self.token = secrets.token_hex(8)
         self.start_error = None   # a child that cannot even start: every probe fails with it
         self.define_errors = {}
+        self.begin()
+
+    def begin(self) -> None:
+        """Start the submission's clock: its budget and start-up seconds count from now."""
         self.startup_seconds = 0.0  # waiting for children to import torch and define the file
         self.deadline = time.monotonic() + self.limits.budget_s
+        self.startup_from = time.monotonic()  # the start-up limit counts from here
+
+    def assign(self, plan: dict) -> None:
+        """Hand a jail started ahead of need (plan None) its submission; its clock starts now."""
+        self.plan_path.write_text(json.dumps(plan))
+        self.begin()
 
     def __enter__(self):
-        self.spawn()
+        if self.proc is None:  # else started ahead of need (see `warm`)
+            self.spawn()
         return self
 
     def __exit__(self, *exc):
@@ -125,8 +138,8 @@ class Sandbox:
         os.close(res_w)
         self.reader = FrameReader()
         self.tails = (Tail(self.proc.stdout), Tail(self.proc.stderr))
-        self.ready = False
-        self.spawned = time.monotonic()
+        self.ready = self.started = False
+        self.startup_from = time.monotonic()
 
     def _data_limit(self, data: list[str]) -> int:
         """RLIMIT_DATA counts the data files' private mappings: the limit plus their size."""
@@ -139,19 +152,42 @@ class Sandbox:
                 "TORCHINDUCTOR_CACHE_DIR": f"{home}/inductor", "TRITON_CACHE_DIR": f"{home}/tr",
                 "PYTHONPATH": str(REPO), MARKER: self.token}
 
+    def prestart(self) -> None:
+        """Spawn the child and wait for its "started" frame (torch imported, no plan read yet):
+        SandboxError if it cannot start. Used to start a jail ahead of need (see `warm`)."""
+        self.spawn()
+        reply = self._started(self.startup_from + self.limits.startup_s)
+        if "error" in reply:  # the budget cannot be gone: it has not started
+            self._fail_to_start(reply)
+
+    def waiting(self) -> bool:
+        """Started, still alive, and nothing unexpected on its channel: fit to be handed a plan."""
+        if self.proc is None or not self.started or self.proc.poll() is not None:
+            return False
+        readable, _, _ = select.select([self.res], [], [], 0)
+        return not readable and not self.reader.buffer
+
+    def _started(self, deadline: float) -> dict:
+        reply = self._receive(deadline, self.limits.startup_s)
+        if "error" not in reply and reply["value"] != {"kind": "started"}:
+            reply = {"error": {"type": "Malformed", "message": "unexpected start-up frame"}}
+        self.started = "error" not in reply
+        return reply
+
+    def _fail_to_start(self, reply: dict):
+        self._kill()
+        raise SandboxError(f"the grader's sandbox could not start ({reply['error']}), "
+                           f"before any student code ran: {self.tails[1].text()[-1500:]}")
+
     def _wait_ready(self) -> dict | None:
         """Hand the started child its plan and wait until it has defined the submission.
         A child that fails before it is told its plan ran no student code: SandboxError."""
         waiting = time.monotonic()
-        deadline = min(self.spawned + self.limits.startup_s, self.deadline)
-        reply = self._receive(deadline, self.limits.startup_s)
-        if "error" not in reply and reply["value"] != {"kind": "started"}:
-            reply = {"error": {"type": "Malformed", "message": "unexpected start-up frame"}}
+        deadline = min(self.startup_from + self.limits.startup_s, self.deadline)
+        reply = {} if self.started else self._started(deadline)
         if "error" in reply and not (reply["error"]["type"] == "Timeout"
                                      and deadline == self.deadline):  # else: the budget is gone
-            self._kill()
-            raise SandboxError(f"the grader's sandbox could not start ({reply['error']}), "
-                               f"before any student code ran: {self.tails[1].text()[-1500:]}")
+            self._fail_to_start(reply)
         if "error" not in reply:
             load = {"kind": "load", "plan": str(self.plan_path), "probes": self.lesson.probes}
             reply = self._send(json.dumps(load) + "\n", deadline, self.limits.startup_s)
