@@ -13,7 +13,9 @@ and a note saying which, in the batch output and in their feedback.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import tempfile
 import time
@@ -68,12 +70,13 @@ def cache_path(out) -> Path:
 
 def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | None = None,
                  force: bool = False, class_report=None, lesson: str | None = None,
-                 limits: Limits | None = None) -> list[dict]:
+                 limits: Limits | None = None, warm: bool = True) -> list[dict]:
     """Grade every submission in `folder` not graded before with the same content (all of them
     with `force`); write the CSV `out`, one feedback file each and the optional class report.
     Returns one result per student (see `grade_payload`), with "cached" telling which were
     reused from `<out>.cache.jsonl`. Without `lesson`, the one lesson the notebooks declare;
-    a notebook of another lesson gets an error row, never another lesson's checks."""
+    a notebook of another lesson gets an error row, never another lesson's checks. `warm`:
+    here, start each submission's children ahead of need (False: when it comes, as before)."""
     feedback = Path(feedback or Path(out).with_name(Path(out).stem + "-feedback"))
     submissions = find_submissions(folder, ignore=[feedback])
     if not submissions:
@@ -91,7 +94,7 @@ def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | 
             results[student] = {**cached, "cached": True}
         else:
             todo.append((student, path, note))
-    for result in _grade_all(todo, folder, context, workers, scheduler):
+    for result in _grade_all(todo, folder, context, workers, scheduler, warm):
         if result.pop("cacheable"):
             cache.add(result["student"], result.pop("key"), result)
         results[result["student"]] = {**result, "cached": False}
@@ -137,14 +140,15 @@ def _key(payload: dict) -> str:
     return gradecache.key(payload["data"], **{k: v for k, v in payload.items() if k != "data"})
 
 
-def grade_payload(payload: dict) -> dict:
+def grade_payload(payload: dict, warm=None) -> dict:
     """Grade one submission where this runs (a thread here, or a Dask worker): plain data in,
-    plain data out. Never raises: a failure is this student's result, never the batch's end."""
+    plain data out. Never raises: a failure is this student's result, never the batch's end.
+    `warm` (here only): a pool of children started ahead of need (engine/warm.py)."""
     start = time.perf_counter()
     student, note = payload["student"], payload["note"]
     try:
         with tempfile.TemporaryDirectory(prefix="autograder-") as private:
-            graded = _grade_bytes(payload, Path(private))
+            graded = _grade_bytes(payload, Path(private), warm)
         result = {"row": report.gradebook_row(student, graded), "report": graded.to_dict(),
                   "feedback": report.scorecard(graded, student=True) + "\n", "cacheable": True}
     except Exception as error:
@@ -160,7 +164,7 @@ def grade_payload(payload: dict) -> dict:
     return json.loads(json.dumps(result, default=str))  # plain JSON data, whatever it held
 
 
-def _grade_bytes(payload: dict, private: Path):
+def _grade_bytes(payload: dict, private: Path, warm=None):
     from autograder.engine.grading import grade
 
     if payload["problem"]:
@@ -169,7 +173,7 @@ def _grade_bytes(payload: dict, private: Path):
         raise SubmissionError("no .ipynb or .py file in the student's folder")
     path = private / Path(payload["file"]).name
     path.write_bytes(payload["data"])
-    graded = grade(path, payload["lesson"], limits=Limits(**payload["limits"]))
+    graded = grade(path, payload["lesson"], limits=Limits(**payload["limits"]), warm=warm)
     graded.submission = payload["file"]
     if payload["note"]:
         graded.notes.insert(0, payload["note"])
@@ -179,15 +183,32 @@ def _grade_bytes(payload: dict, private: Path):
 # --- the tasks run in a local pool or on a Dask cluster (pool.py) -------------------------------
 
 
-def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str | None):
+def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str | None,
+               warm: bool = True):
     """Yield one result per (student, path, note) of `todo`, as they finish."""
     chosen = {student: (path, note) for student, path, note in todo}
 
     def prepare(student):
         return _payload(student, *chosen[student], folder, context)
 
-    for student, future in pool.run(grade_payload, list(chosen), prepare, workers, scheduler):
-        yield _result(future, student)
+    ahead = workers if warm and not scheduler else 0
+    with _warm(context, ahead, len(todo)) as started:
+        task = functools.partial(grade_payload, warm=started) if started else grade_payload
+        for student, future in pool.run(task, list(chosen), prepare, workers, scheduler):
+            yield _result(future, student)
+
+
+def _warm(context: dict, workers: int, count: int):
+    """Here (not on a cluster): a jail and a clean child started ahead for each of `workers`
+    grading threads, each serving one submission (see engine/warm.py); else no pool."""
+    from autograder.engine.warm import Warm
+
+    if not workers or not count:
+        return contextlib.nullcontext()
+    try:
+        return Warm(context["lesson"], Limits(**context["limits"]), workers, expected=count)
+    except UsageError:  # an unknown lesson: each submission's row says so
+        return contextlib.nullcontext()
 
 
 def _result(future, student: str) -> dict:
