@@ -104,7 +104,9 @@ class alarm:
 
 
 def warm_up(torch) -> None:
-    """The first optimizer step imports torch._dynamo (~1 s): pay it before any probe's clock."""
+    """The first optimizer step imports torch._dynamo (~1 s): pay it before any probe's clock.
+    The clean child pays it too, while the jail starts: torch.export.load needs most of it, and
+    the clean child's first load is on the way of every grading (4.7 s -> 1.0 s under load)."""
     weight = torch.nn.Parameter(torch.ones(1))
     weight.sum().backward()
     torch.optim.Adam([weight]).step()
@@ -139,8 +141,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    if role != "clean":
-        warm_up(torch)
+    warm_up(torch)
     from autograder.engine import probing
     from autograder.engine.wire import write_frame
 
