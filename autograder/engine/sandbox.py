@@ -152,13 +152,16 @@ class Sandbox:
                 "TORCHINDUCTOR_CACHE_DIR": f"{home}/inductor", "TRITON_CACHE_DIR": f"{home}/tr",
                 "PYTHONPATH": str(REPO), MARKER: self.token}
 
-    def prestart(self) -> None:
-        """Spawn the child and wait for its "started" frame (torch imported, no plan read yet):
-        SandboxError if it cannot start. Used to start a jail ahead of need (see `warm`)."""
+    def prestart(self, load: bool = False) -> None:
+        """Spawn the child and wait for its "started" frame (torch imported, no plan read yet),
+        and with `load` (its plan is known: the clean child's) until it is ready: SandboxError
+        if it cannot. Used to start a child ahead of need (see `warm`)."""
         self.spawn()
         reply = self._started(self.startup_from + self.limits.startup_s)
         if "error" in reply:  # the budget cannot be gone: it has not started
             self._fail_to_start(reply)
+        if load and self._wait_ready():
+            raise SandboxError(f"the grader's sandbox could not load: {self.start_error}")
 
     def waiting(self) -> bool:
         """Started, still alive, and nothing unexpected on its channel: fit to be handed a plan."""

@@ -2,9 +2,10 @@
 
 Starting a child costs seconds (mostly `import torch`), and every submission needs two: the jail
 that runs the student's code and the clean child that evaluates what it exported. A `Warm` pool
-keeps `size` children of each kind spawned and "started" (torch imported, no plan read yet, see
-`worker.main`), so that a submission takes them ready and a replacement starts at once, in the
-background, while the submission is graded:
+keeps `size` children of each kind spawned and "started" (torch imported; the student's jail
+has read no plan yet, see `worker.main`; the clean child has loaded the grader's probes too), so
+that a submission takes them ready and a replacement starts at once, in the background, while
+the submission is graded:
 
     with Warm(lesson, limits, size=2, expected=len(paths)) as warm:  # size: grading threads
         for path in paths:                                           # in any number of threads
@@ -139,7 +140,7 @@ class Warm:
     def _start(self, role: str) -> Sandbox | None:
         box = Sandbox(CLEAN_PLAN if role == "clean" else None, self.lesson, self.limits)
         try:
-            box.prestart()
+            box.prestart(load=role == "clean")
         except Exception:  # SandboxError, NoJail, OSError: the grader's, never a student's
             box.close()
             self.failures += 1  # a submission that finds none ready starts its own
