@@ -79,6 +79,8 @@ class Warm:
         return box
 
     def close(self) -> None:
+        """Close the children still waiting; call it once no submission uses a child taken from
+        the pool (those die with the starter thread)."""
         with self.changed:
             self.closed = True
             left = [box for role in ROLES for box in self.ready[role]]
