@@ -6,9 +6,18 @@ export MPLBACKEND ?= Agg
 
 .PHONY: run test venv data browser student lessons nbgrader bench clean
 
-run: data  ## train lesson 01's reference solution, then autograde it
-	$(PY) solutions/01_mnist_dnn.py
-	$(PY) -m autograder grade solutions/01_mnist_dnn.py
+# Every lesson of the registry (autograder/lessons/__init__.py), or one: make run LESSON=02_mnist_cnn
+LESSON ?= $(shell $(PY) -c "from autograder import lessons; print(*lessons.ids())" 2>/dev/null)
+
+run: data  ## train each lesson's reference solution, then autograde it (LESSON=<id>: one)
+	@test -n "$(LESSON)" || { echo "no lesson found: is the venv set up?"; exit 2; }
+	@for lesson in $(LESSON); do \
+	  test -f solutions/$$lesson.py || { echo "no lesson $$lesson: solutions/$$lesson.py is missing"; exit 2; }; \
+	  echo "== $$lesson: training the reference solution"; \
+	  $(PY) solutions/$$lesson.py || exit $$?; \
+	  echo "== $$lesson: autograding it"; \
+	  $(PY) -m autograder grade solutions/$$lesson.py || exit $$?; \
+	done
 
 test: data browser  ## the whole test suite (what CI runs), the browser test included
 	$(PY) -m pytest

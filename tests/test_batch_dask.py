@@ -93,7 +93,7 @@ def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path):
     class_dir = tmp_path / "class"
     class_dir.mkdir()
     (class_dir / "carol.py").write_text("x = 1\n")
-    done = autograder("batch", class_dir, "--out", tmp_path / "g.csv",
+    done = autograder("batch", class_dir, "--out", tmp_path / "g.csv", "--lesson", "01_mnist_dnn",
                       "--scheduler", "tcp://127.0.0.1:9")  # the discard port: nothing listens
     assert done.returncode == 2, done.stdout + done.stderr
     assert "could not reach the Dask scheduler at tcp://127.0.0.1:9" in done.stderr
@@ -122,7 +122,7 @@ def test_nbcourse_grade_on_dask_records_what_the_local_pool_records(tmp_path, sc
     shutil.copytree(local, remote)
     for course_dir, engine in ((local, ["--workers", "2"]), (remote, ["--scheduler", scheduler])):
         done = subprocess.run([sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade",
-                               "--course-dir", str(course_dir), *engine], cwd=REPO,
+                               "--assignment", LESSON, "--course-dir", str(course_dir), *engine], cwd=REPO,
                               capture_output=True, text=True, timeout=1200)
         assert done.returncode == 0, done.stdout + done.stderr
     for student in students:

@@ -488,8 +488,9 @@ def test_a_broken_notebook_fails_its_student_alone(tmp_path):
         folder = tmp_path / "submitted" / student / LESSON
         folder.mkdir(parents=True)
         (folder / f"{LESSON}.ipynb").write_text(text)
-    done = subprocess.run([sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade", "--course-dir",
-                           str(tmp_path)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade",
+                           "--assignment", LESSON, "--course-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "could not autograde garbled" in done.stdout and "could not autograde huge" in done.stdout
     assert "could not autograde unfilled" not in done.stdout

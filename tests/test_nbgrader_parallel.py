@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def grade(course_dir, *args):
-    command = [sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade", "--course-dir",
-               str(course_dir), *map(str, args)]
+    command = [sys.executable, "-m", "autograder.frontends.nbgrader.course", "grade",
+               "--assignment", LESSON, "--course-dir", str(course_dir), *map(str, args)]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200)
 
 
