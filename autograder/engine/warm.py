@@ -42,6 +42,8 @@ class Warm:
         self.ready = {role: [] for role in ROLES}    # started children, oldest first
         self.starting = {role: 0 for role in ROLES}  # asked for, not started yet
         self.left = {role: float("inf") if expected is None else expected for role in ROLES}
+        if not self.lesson.clean:  # no probe of this lesson is evaluated in a clean child
+            self.left["clean"] = 0
         self.failures = 0                            # children that could not start ahead
         self.closed = False
         self.changed = threading.Condition()
