@@ -4,9 +4,13 @@
     python benchmarks/bench_grader.py --nbgrader      # serial nbgrader vs nbcourse --workers
     python benchmarks/bench_grader.py --calibrate     # hidden check over 5 seeds
     python benchmarks/bench_grader.py --median 5      # grading time per submission, median
+    python benchmarks/bench_grader.py --no-dask --count 12   # local pool: as before vs ahead
 
-Batch throughput is measured in one run for the local pool and a local Dask cluster
-(distributed.LocalCluster, one single-threaded worker process each), with 1 and 2 workers.
+Batch throughput is measured in one run for the local pool as before (each submission starts
+its children when it comes), the local pool with children started ahead of need (the default,
+engine/warm.py) and a local Dask cluster (distributed.LocalCluster, one single-threaded worker
+process each), with 1 and 2 workers; then the ratio "started ahead / as before", the load
+average (the machine may be shared) and where a submission's time goes.
 
 Prints figures; it is a benchmark, never run by the test suite.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import re
 import shutil
 import statistics
@@ -75,27 +80,50 @@ def make_class(count: int) -> Path:
     return folder
 
 
-def throughput(count: int) -> None:
-    """Submissions per minute: local pool and local Dask cluster, 1 and 2 workers."""
+ENGINES = ("local pool, as before", "local pool, started ahead", "Dask LocalCluster")
+
+
+def throughput(count: int, engines=ENGINES) -> None:
+    """Submissions per minute for each engine, 1 and 2 workers, in this one run."""
     folder, out = make_class(count), Path(tempfile.mkdtemp(prefix="bench-out-"))
-    for engine in ("local pool", "Dask LocalCluster"):
+    rates = {}
+    for engine in engines:
         for workers in (1, 2):
             with _engine(engine, workers) as options:
+                load = os.getloadavg()[0]
                 start = time.perf_counter()
-                grade_folder(folder, out / "grades.csv", force=True, **options)
+                results = grade_folder(folder, out / "grades.csv", force=True, **options)
                 seconds = time.perf_counter() - start
+            rates[engine, workers] = count / seconds * 60
             print(f"batch of {count}, {engine}, {workers} worker(s): {seconds:.1f} s, "
-                  f"{count / seconds * 60:.1f} submissions/minute")
+                  f"{rates[engine, workers]:.1f} submissions/minute (load average "
+                  f"{load:.2f} before, {os.getloadavg()[0]:.2f} after)", flush=True)
+            print(f"  per submission, mean: {_where_time_goes(results)}", flush=True)
+    for workers in (1, 2):
+        if (ENGINES[0], workers) in rates and (ENGINES[1], workers) in rates:
+            print(f"{workers} worker(s): started ahead / as before = "
+                  f"{rates[ENGINES[1], workers] / rates[ENGINES[0], workers]:.2f}")
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
+
+
+def _where_time_goes(results: list[dict]) -> str:
+    """Mean seconds per probe (the clean child's evaluation included in its probe) and the
+    start-up the submission waited for."""
+    reports = [r["report"] for r in results if r["report"]]
+    probes = dict.fromkeys(p for r in reports for p in r["probe_seconds"])
+    means = {p: statistics.mean(r["probe_seconds"].get(p, 0.0) for r in reports) for p in probes}
+    wall = statistics.mean(r["seconds"] for r in reports) if reports else 0.0
+    return f"{wall:.1f} s graded, of which " + ", ".join(f"{p} {s:.2f} s"
+                                                          for p, s in means.items())
 
 
 @contextlib.contextmanager
 def _engine(engine: str, workers: int):
     """grade_folder's options for `engine`; a Dask cluster is started (and its workers have
     imported the grader) before the clock starts."""
-    if engine == "local pool":
-        yield {"workers": workers}
+    if engine.startswith("local pool"):
+        yield {"workers": workers, "warm": engine == ENGINES[1]}
         return
     from distributed import Client, LocalCluster
 
@@ -168,6 +196,8 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--count", type=int, default=8, help="submissions in the batch")
+    parser.add_argument("--no-dask", action="store_true",
+                        help="throughput of the local pool only (as before vs started ahead)")
     parser.add_argument("--nbgrader", action="store_true",
                         help="only: serial nbgrader autograde vs nbcourse grade --workers 1, 2")
     parser.add_argument("--median", type=int, default=0, metavar="N",
@@ -184,7 +214,7 @@ def main() -> None:
         per_submission(solution, args.median)
         return
     per_check(solution)
-    throughput(args.count)
+    throughput(args.count, ENGINES[:2] if args.no_dask else ENGINES)
 
 
 if __name__ == "__main__":
