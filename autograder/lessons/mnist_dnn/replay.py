@@ -4,9 +4,10 @@ The jail reports, for each backward pass of the student's fit through the grader
 the batch it was given, the parameters it met and the gradient it left, and the parameters
 after each optimizer step. Here the grader recomputes: that the batch is made of its own stamped
 images, that the gradient is the cross-entropy gradient of that batch at those parameters (or of
-that batch plus the previous ones, or with the labels in the wrong order), that the parameters
-form one chain from the ProbeNet's known initial weights through optimizer steps to the final
-ones, and the loss before and after. Only what survives the replay earns points.
+that batch plus the previous ones, or with the labels in the wrong order, or in eval mode: the
+ProbeNet's mask acts only in training mode), that the parameters form one chain from the
+ProbeNet's known initial weights through optimizer steps to the final ones, and the loss before
+and after. Only what survives the replay earns points.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class Unreadable(ValueError):
 class Evidence:
     batches: list = field(default_factory=list)   # sample indices of each explained pass
     kinds: list = field(default_factory=list)     # per backward pass: own, accumulated,
-    steps: int = 0                                # misaligned, unknown or unexplained
+    steps: int = 0                                # misaligned, eval_mode, unknown, unexplained
     idle_steps: int = 0                           # optimizer steps that changed no parameter
     broken: str | None = None                     # why the chain of parameters does not hold
     loss_before: float = 0.0
@@ -38,7 +39,7 @@ class Evidence:
 
     @property
     def explained(self) -> bool:
-        return bool(self.kinds) and all(k in ("own", "misaligned", "accumulated")
+        return bool(self.kinds) and all(k in ("own", "misaligned", "accumulated", "eval_mode")
                                         for k in self.kinds)
 
 
@@ -95,6 +96,8 @@ class Replay:
             kind = "accumulated"
         elif _multiple(grad, self.gradient(params, x, self.y[in_order])):
             kind = "misaligned"
+        elif _multiple(grad, self.gradient(params, x, self.y[index], training=False)):
+            kind = "eval_mode"
         else:
             kind = "unexplained"
         evidence.kinds.append(kind)
@@ -124,9 +127,11 @@ class Replay:
         scale = float(expected.abs().max()) or 1.0
         return index if float((flat - expected).abs().max()) <= 1e-4 * scale else None
 
-    def gradient(self, params, x, y) -> torch.Tensor:
+    def gradient(self, params, x, y, training: bool = True) -> torch.Tensor:
         self.load(params)
+        self.body.train(training)
         loss = F.cross_entropy(self.body(x.float()), y)
+        self.body.train()
         return fx.flat(torch.autograd.grad(loss, list(self.body.parameters())))
 
     def loss(self, params) -> float:
