@@ -4,19 +4,21 @@ the clean child, which never runs student code.
 What the jail sends is bytes; whatever they claim to be, the clean child loads them as an
 exported program and runs it only if every operation is on the lesson's allow-list (no file,
 random or in-place operations, no control flow but no-grad regions), nothing mutates a buffer or
-an input, and it holds at most MAX_NUMBERS parameters, buffers and constants.
+an input, and it holds at most the lesson's budget of parameters, buffers and constants (the
+Lesson record's `budgets["numbers"]`, passed in by the lesson's probes).
 """
 from __future__ import annotations
 
 import io
 import operator
+import re
 import warnings
 
 import torch
 
 EXAMPLE_BATCH = 100        # the batch size the model is exported with (its batch dim is dynamic)
 MAX_BATCH = 2 ** 16
-MAX_NUMBERS = 1_000_000    # parameters + buffers + constants: the solution has 89,610
+FIXED_BATCH = "forward works for one batch size only: never use a fixed batch size in forward"
 
 # Operations a fully connected or small convolutional MNIST classifier needs, by schema name.
 # Left out on purpose: file and random ops, indexing and comparisons (table look-ups), in-place
@@ -46,9 +48,11 @@ class GraphRejected(Exception):
 
 # ----------------------------------------------------------------------------- in the jail
 
-def export(model: torch.nn.Module, example: torch.Tensor, dynamic: bool = True) -> dict:
+def export(model: torch.nn.Module, example: torch.Tensor, dynamic: bool = True,
+           fixed_batch: str = FIXED_BATCH) -> dict:
     """{"blob": the exported program's bytes} or {"export_error": why export failed}.
-    The batch dimension is dynamic, so one program serves every batch size."""
+    The batch dimension is dynamic, so one program serves every batch size; `fixed_batch` is
+    the lesson's explanation when forward makes it a constant."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     shapes = ({0: batch},) if dynamic else None
     example = example.clone()  # the program keeps its example: a view would bring its storage
@@ -59,45 +63,52 @@ def export(model: torch.nn.Module, example: torch.Tensor, dynamic: bool = True) 
             buffer = io.BytesIO()
             torch.export.save(program, buffer)
     except Exception as error:
-        return {"export_error": _why(error)}
+        return {"export_error": _why(error, fixed_batch)}
     return {"blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
 
 
-def over_budget(model: torch.nn.Module) -> str | None:
+def over_budget(model: torch.nn.Module, max_numbers: int) -> str | None:
     """Why a model is too large to export (checked again in the clean child), or None."""
     numbers = sum(t.numel() for t in model.state_dict().values())
-    return budget_message(numbers) if numbers > MAX_NUMBERS else None
+    return budget_message(numbers, max_numbers) if numbers > max_numbers else None
 
 
-def budget_message(numbers: int) -> str:
+def budget_message(numbers: int, max_numbers: int) -> str:
     return (f"the model holds {numbers:,} numbers (parameters, buffers, constants); this "
-            f"lesson allows at most {MAX_NUMBERS:,}")
+            f"lesson allows at most {max_numbers:,}")
 
 
-def _why(error: Exception) -> str:
+def _why(error: Exception, fixed_batch: str) -> str:
     text = str(error)
     if "specialized it to be a constant" in text or "Constraints violated" in text:
-        return ("forward works for one batch size only: flatten the images with "
-                "x.reshape(len(x), -1) or nn.Flatten(), never with a fixed batch size")
+        return fixed_batch
+    inner = FAKE_CALL.search(text)
+    if inner:  # "RuntimeError when making fake tensor call": the layer's own error is inside
+        return f"{inner['type']}: {SYMBOL.sub('B', inner['message'])[:300]}"
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(error).__name__}: {first[:300]}"
 
 
+FAKE_CALL = re.compile(r"got (?P<type>\w+)\(['\"](?P<message>.+?)['\"]\)\n")
+SYMBOL = re.compile(r"\bs\d+\b")  # torch.export's name for the dynamic batch size
+
+
 # ----------------------------------------------------------------------------- in the clean child
 
-def load(blob: bytes) -> torch.nn.Module:
-    """The checked program as a module (parameters trainable), or GraphRejected."""
+def load(blob: bytes, max_numbers: int) -> torch.nn.Module:
+    """The checked program as a module (parameters trainable), or GraphRejected. `max_numbers`
+    is the lesson's budget of parameters, buffers and constants."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.export.load(io.BytesIO(blob))
     except Exception as error:
         raise GraphRejected(f"the exported model could not be read ({type(error).__name__})")
-    check(program)
+    check(program, max_numbers)
     return program.module()
 
 
-def check(program) -> None:
+def check(program, max_numbers: int) -> None:
     signature = program.graph_signature
     if len(signature.user_inputs) != 1 or len(signature.user_outputs) != 1:
         raise GraphRejected("forward must take one tensor (the images) and return one tensor")
@@ -106,8 +117,8 @@ def check(program) -> None:
                             "the same output for the same images every time it is called")
     numbers = sum(t.numel() for t in list(program.state_dict.values())
                   + list(program.constants.values()) if isinstance(t, torch.Tensor))
-    if numbers > MAX_NUMBERS:
-        raise GraphRejected(budget_message(numbers))
+    if numbers > max_numbers:
+        raise GraphRejected(budget_message(numbers, max_numbers))
     for module in program.graph_module.modules():
         if isinstance(module, torch.fx.GraphModule):
             for node in module.graph.nodes:

@@ -1,123 +1,32 @@
 """Probes for lesson 01: call the student's MyModel / fit / accuracy and return plain data.
 
 They run in the sandbox child (or in a student's kernel for a self-check) and never judge.
+The model and hidden probes are every lesson's (autograder/lessons/common/model.py, hidden.py),
+bound here to lesson 01's MyModel and fit.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-import torch.nn.functional as F
-
 from autograder.engine.probing import need, part, replaced, type_name
 from autograder.lessons.common import fixtures as fx
-from autograder.lessons.common import graphs
+from autograder.lessons.common import hidden, model
+from autograder.lessons.common.model import plain
 
-INPUT_SHAPES = {"(1, 28, 28)": (1, 28, 28), "(7, 28, 28)": (7, 28, 28),
-                "(64, 28, 28)": (64, 28, 28), "(7, 1, 28, 28)": (7, 1, 28, 28),
-                "(7, 784)": (7, 784)}
+FLATTEN = ("flatten the images with x.reshape(len(x), -1) or nn.Flatten(), never with a "
+           "fixed batch size")
+FIXED_BATCH = f"forward works for one batch size only: {FLATTEN}"
 
-
-def logits_of(model, x) -> torch.Tensor:
-    out = model(x)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"forward returned a {type_name(out)}, expected a tensor of logits")
-    return out
-
-
-def plain(out: torch.Tensor) -> torch.Tensor:
-    return out.detach().cpu().float()
-
-
-# ----------------------------------------------------------------------------- model
-
-# The exported programs, one per accepted input layout; the batch dimension is dynamic.
-LAYOUTS = {"(B, 28, 28)": (28, 28), "(B, 1, 28, 28)": (1, 28, 28), "(B, 784)": (784,)}
-MAIN = "(B, 28, 28)"
-
-
-def probe_model(ns: dict) -> dict:
-    """In the jail: MyModel() in eval mode, its outputs on one batch (a claim the exported
-    programs must agree with), its parameters' names, and the exported programs."""
-    MyModel = need(ns, "MyModel")
-    x, _ = fx.train_slice(0, fx.MODEL_BATCH)
-    model = MyModel()
-    model.eval()
-    with torch.no_grad():
-        eager = part(lambda: plain(logits_of(model, x)))
-    data = {"eager": eager, "parameters": [name for name, p in model.named_parameters()
-                                           if p.requires_grad]}
-    if eager["ok"] and graphs.over_budget(model):
-        data["export_errors"] = {MAIN: graphs.over_budget(model)}
-    elif eager["ok"]:
-        data["blobs"], data["export_errors"] = {}, {}
-        for label, layout in LAYOUTS.items():
-            exported = graphs.export(model, x.reshape(len(x), *layout))
-            if "export_error" in exported:
-                data["export_errors"][label] = exported["export_error"]
-                exported = graphs.export(model, x.reshape(len(x), *layout), dynamic=False)
-            if "blob" in exported:
-                data["blobs"][label] = exported["blob"]
-    return data
-
-
-def probe_model_eval(ns: dict, paths: dict, secret: int) -> dict:
-    """In the clean child: the model checks' evidence, from the exported programs only."""
-    modules = {label: part(lambda p=path: graphs.load(Path(p).read_bytes()))
-               for label, path in paths.items()}
-    if MAIN not in modules:
-        raise graphs.GraphRejected("your model could not be exported for (B, 28, 28) inputs")
-    if not modules[MAIN]["ok"]:
-        raise graphs.GraphRejected(modules[MAIN]["error"]["message"])
-    model = modules[MAIN]["value"]
-    x, y = fx.train_slice(0, fx.INIT_SAMPLES)
-    with torch.no_grad():
-        data = {"shapes": {label: part(lambda s=shape: _shape(modules, x, s))
-                           for label, shape in INPUT_SHAPES.items()},
-                "agree": part(lambda: plain(logits_of(model, x[:fx.MODEL_BATCH]))),
-                "pair": part(lambda: _pair(model, x)),
-                "init": part(lambda: _batched(model, x)),
-                "blank": part(lambda: _batched(model, torch.zeros(fx.MODEL_BATCH, 28, 28))),
-                "white": part(lambda: _batched(model, torch.ones(fx.MODEL_BATCH, 28, 28)))}
-    data["grads"] = part(lambda: _gradients(model, x[:fx.MODEL_BATCH], y[:fx.MODEL_BATCH]))
-    return data
-
-
-def _shape(modules: dict, x, shape) -> list[int]:
-    label = next(label for label, layout in LAYOUTS.items() if tuple(shape[1:]) == layout)
-    if label not in modules:
-        raise graphs.GraphRejected(f"your model could not be exported for {label} inputs")
-    if not modules[label]["ok"]:
-        raise graphs.GraphRejected(modules[label]["error"]["message"])
-    n = shape[0]
-    return list(logits_of(modules[label]["value"], x[:n].reshape(shape)).shape)
-
-
-def _batched(model, x) -> torch.Tensor:
-    """Outputs in batches of 64, so only output_shape tests other batch sizes."""
-    b = fx.MODEL_BATCH
-    return torch.cat([plain(logits_of(model, x[i:i + b])) for i in range(0, len(x), b)])
-
-
-def _pair(model, x) -> dict:
-    """The same 32 images at the top of two batches that differ in their other 32."""
-    b = fx.MODEL_BATCH
-    first = x[:b]
-    second = torch.cat([x[:b // 2], x[b:b + b // 2]])
-    return {"first": plain(logits_of(model, first)), "second": plain(logits_of(model, second))}
-
-
-def _gradients(model, x, y) -> dict:
-    """The loss gradient of every parameter of the exported (eval-mode) program."""
-    for p in model.parameters():
-        p.grad = None
-    with torch.enable_grad():
-        out = logits_of(model, x)
-        train_finite = bool(torch.isfinite(out).all())
-        F.cross_entropy(out, y).backward()
-    grads = {name: (None if p.grad is None else float(p.grad.abs().max()))
-             for name, p in model.named_parameters() if p.requires_grad}
-    return {"grads": grads, "train_finite": train_finite}
+# The model checks (autograder/lessons/common/model.py): one exported program per accepted input
+# layout, the batch dimension dynamic; output_shape also tries these whole input shapes.
+MODEL = model.ModelSpec(
+    name="MyModel", lesson="autograder.lessons.mnist_dnn",
+    layouts={"(B, 28, 28)": (28, 28), "(B, 1, 28, 28)": (1, 28, 28), "(B, 784)": (784,)},
+    main="(B, 28, 28)",
+    shapes={"(1, 28, 28)": (1, 28, 28), "(7, 28, 28)": (7, 28, 28),
+            "(64, 28, 28)": (64, 28, 28), "(7, 1, 28, 28)": (7, 1, 28, 28),
+            "(7, 784)": (7, 784)},
+    fixed_batch=FIXED_BATCH,
+    shape_fix=f"{FLATTEN}, and end with a layer of 10 outputs",
+    raise_hints=(("invalid for input of size", FLATTEN),))
 
 
 # ----------------------------------------------------------------------------- fit
@@ -260,40 +169,37 @@ def describe_value(value) -> dict:
 
 # ----------------------------------------------------------------------------- hidden
 
-def probe_hidden(ns: dict) -> dict:
-    """The student's MyModel trained by the student's fit on the training set, exported. What
-    this returns is a claim; the clean child scores the exported program (hidden_eval)."""
-    MyModel, fit = need(ns, "MyModel", "fit")
-    data = fx.mnist()
-    x, y = data["x_train"].clone(), data["y_train"].clone()
-    x_val, y_val = x[:fx.HIDDEN_VAL].clone(), y[:fx.HIDDEN_VAL].clone()
-    model = MyModel()
-    before = [p.detach().clone() for p in model.parameters()]
+def train_with_fit(ns: dict, model, x, y, x_val, y_val, epochs: int, batch_size: int) -> None:
+    """The hidden check's training: the student's own fit, with the grader's accuracy."""
     with replaced(ns, "accuracy", fx.reference_accuracy):
-        fit(model, x, y, x_val, y_val, epochs=fx.HIDDEN_EPOCHS, batch_size=fx.HIDDEN_BATCH)
-    changed = sum(not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters()))
-    model.eval()
-    example = x[:graphs.EXAMPLE_BATCH]
-    with torch.no_grad():
-        eager = part(lambda: plain(logits_of(model, x[:fx.AGREE_N])))
-    exported = ({"export_error": graphs.over_budget(model)} if graphs.over_budget(model)
-                else graphs.export(model, example))
-    blobs = {"model": exported.pop("blob")} if "blob" in exported else {}
-    return {"parameters": len(before), "changed": changed, "eager": eager, "blobs": blobs,
-            **exported}
+        ns["fit"](model, x, y, x_val, y_val, epochs=epochs, batch_size=batch_size)
+
+
+HIDDEN = hidden.HiddenSpec(
+    name="MyModel", needs=("MyModel", "fit"), train=train_with_fit, trainer="your fit",
+    epochs=fx.HIDDEN_EPOCHS, batch_size=fx.HIDDEN_BATCH, lesson="autograder.lessons.mnist_dnn",
+    layout=(28, 28), fixed_batch=FIXED_BATCH,
+    unchanged="fit did not change any of your model's parameters: fit must train the model it "
+              "is given (optimizer over model.parameters(), backward and step on every batch)",
+    too_weak="the model is too weak (use a hidden layer with a non-linearity such as ReLU) or "
+             "training does not work (see the fit checks)")
+
+
+
+def probe_model(ns: dict) -> dict:
+    return model.probe(ns, MODEL)
+
+
+def probe_model_eval(ns: dict, paths: dict, secret: int) -> dict:
+    return model.probe_eval(ns, paths, secret, MODEL)
+
+
+def probe_hidden(ns: dict) -> dict:
+    return hidden.probe(ns, HIDDEN)
 
 
 def probe_hidden_eval(ns: dict, paths: dict, secret: int) -> dict:
-    """In the clean child: check the exported program, then predict the test images and the
-    training images picked by the grader's secret, and the agreement images (logits)."""
-    if "model" not in paths:
-        raise graphs.GraphRejected("no exported model came back")
-    module = graphs.load(Path(paths["model"]).read_bytes())
-    sets = fx.hidden_sets(secret)
-    out = {name: graphs.predict(module, x, fx.EXPORT_CHUNK).argmax(dim=1).to(torch.uint8)
-           for name, (x, _) in sets.items()}
-    out["agree"] = graphs.predict(module, fx.train_slice(0, fx.AGREE_N)[0], fx.EXPORT_CHUNK)
-    return out
+    return hidden.probe_eval(ns, paths, secret, HIDDEN)
 
 
 PROBES = {"model": probe_model, "model_eval": probe_model_eval, "fit": probe_fit,

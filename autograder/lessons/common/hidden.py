@@ -1,0 +1,142 @@
+"""The hidden check every lesson shares: the student's model, trained in the jail on the
+training split only, exported, and scored in the clean child on the test images, shuffled and
+noised from a secret the grader draws at evaluation time (fixtures.hidden_sets).
+
+A lesson describes its hidden check with a `HiddenSpec` (the model class, how it is trained,
+for how long, what to tell a student) and binds the probes and the judge to it. The minimum
+test accuracy is the Lesson record's `thresholds["min_test_accuracy"]`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from autograder.engine.checks import Verdict
+from autograder.engine.probing import need, part
+from autograder.lessons.common import fixtures as fx
+from autograder.lessons.common import graphs
+from autograder.lessons.common.judging import disagreement, percent
+from autograder.lessons.common.model import logits_of, plain
+
+
+@dataclass(frozen=True)
+class HiddenSpec:
+    name: str             # the student's model class: "MyModel"
+    needs: tuple          # the submission's names the training uses, model class first
+    train: Callable       # (ns, model, x, y, x_val, y_val, epochs, batch_size) -> None
+    trainer: str          # who trains, for messages: "your fit"
+    epochs: int
+    batch_size: int
+    lesson: str           # the package whose LESSON holds the budget and the threshold
+    layout: tuple         # one image's shape, as the training feeds it: (28, 28)
+    fixed_batch: str      # why export failed when forward fixed the batch size
+    unchanged: str        # why training changed no parameter, and the fix
+    too_weak: str         # the likely causes of a test accuracy under the threshold
+
+    def record(self):
+        return importlib.import_module(self.lesson).LESSON
+
+    def threshold(self) -> float:
+        return float(self.record().thresholds["min_test_accuracy"])
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(len(x), *self.layout)
+
+
+# ----------------------------------------------------------------------------- in the jail
+
+def probe(ns: dict, spec: HiddenSpec) -> dict:
+    """The student's model trained on the training set, exported. What this returns is a
+    claim; the clean child scores the exported program (probe_eval)."""
+    need(ns, *spec.needs)  # MissingName for the first name the submission lacks
+    cls = ns[spec.name]
+    data = fx.mnist()
+    x, y = data["x_train"].clone(), data["y_train"].clone()
+    x_val, y_val = x[:fx.HIDDEN_VAL].clone(), y[:fx.HIDDEN_VAL].clone()
+    model = cls()
+    before = [p.detach().clone() for p in model.parameters()]
+    spec.train(ns, model, x, y, x_val, y_val, spec.epochs, spec.batch_size)
+    changed = sum(not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters()))
+    model.eval()
+    example = spec.images(x[:graphs.EXAMPLE_BATCH])
+    with torch.no_grad():
+        eager = part(lambda: plain(logits_of(model, spec.images(x[:fx.AGREE_N]))))
+    too_large = graphs.over_budget(model, spec.record().budgets["numbers"])
+    exported = ({"export_error": too_large} if too_large
+                else graphs.export(model, example, fixed_batch=spec.fixed_batch))
+    blobs = {"model": exported.pop("blob")} if "blob" in exported else {}
+    return {"parameters": len(before), "changed": changed, "eager": eager, "blobs": blobs,
+            **exported}
+
+
+# ----------------------------------------------------------------------------- in the clean child
+
+def probe_eval(ns: dict, paths: dict, secret: int, spec: HiddenSpec) -> dict:
+    """Check the exported program, then predict the test images and the training images picked
+    by the grader's secret, and the agreement images (logits)."""
+    if "model" not in paths:
+        raise graphs.GraphRejected("no exported model came back")
+    module = graphs.load(Path(paths["model"]).read_bytes(), spec.record().budgets["numbers"])
+    sets = fx.hidden_sets(secret)
+    out = {name: graphs.predict(module, spec.images(x), fx.EXPORT_CHUNK).argmax(dim=1)
+           .to(torch.uint8) for name, (x, _) in sets.items()}
+    agree = spec.images(fx.train_slice(0, fx.AGREE_N)[0])
+    out["agree"] = graphs.predict(module, agree, fx.EXPORT_CHUNK)
+    return out
+
+
+# ----------------------------------------------------------------------------- the judge
+
+def min_test_accuracy(data, ctx, spec: HiddenSpec) -> Verdict:
+    """Scores come from the clean child, on images and a secret the jail never saw; what the
+    jail reported ("changed", its eager outputs) can only fail the check, never pass it."""
+    if "export_error" in data:
+        return Verdict(False, f"your trained model could not be exported for testing "
+                              f"({data['export_error']}): forward must take a batch of images "
+                              f"and return the logits tensor, with no Python-side effects")
+    if data.get("changed") == 0:
+        return Verdict(False, spec.unchanged, {"changed": 0})
+    outcome = data["evaluation"]
+    if not outcome["ok"]:
+        return Verdict(False, _rejected(outcome["error"], ctx), {"error": outcome["error"]})
+    differs = disagreement(data.get("eager"), outcome["data"]["agree"])
+    if differs:
+        return Verdict(False, differs)
+    return _threshold(_scores(outcome["data"], data["secret"]), spec)
+
+
+def _rejected(error: dict, ctx) -> str:
+    if error.get("type") == "GraphRejected":
+        return f"your trained model was not tested: {error.get('message')}"
+    return ctx.failure(error, "hidden_eval")
+
+
+def _scores(predictions: dict, secret: int) -> dict:
+    scores = {}
+    for name, labels in fx.hidden_labels(secret).items():
+        predicted = predictions[name]
+        if not isinstance(predicted, torch.Tensor) or predicted.shape != labels.shape:
+            raise ValueError(f"malformed predictions for the {name} images")
+        scores[name] = (predicted.long() == labels).float().mean().item()
+    return scores
+
+
+def _threshold(scores: dict, spec: HiddenSpec) -> Verdict:
+    test, train, minimum = scores["test"], scores["train"], spec.threshold()
+    details = {"test_accuracy": test, "train_accuracy": train, "threshold": minimum,
+               "epochs": spec.epochs, "batch_size": spec.batch_size, "test_noise": fx.TEST_NOISE}
+    budget = f"{spec.epochs} epoch(s) of {spec.trainer}, batch_size={spec.batch_size}"
+    if test < minimum:
+        return Verdict(False, f"test accuracy {test:.2%} after {budget} is below "
+                              f"{percent(minimum)}: {spec.too_weak}", details)
+    if test > train + fx.TEST_OVER_TRAIN:
+        return Verdict(False, f"test accuracy {test:.2%} but only {train:.2%} on training images "
+                              f"the model was trained on: the model must learn from the training "
+                              f"set through {spec.trainer}, not recognise the test images",
+                       details)
+    return Verdict(True, f"test accuracy {test:.2%} after {budget} "
+                         f"(at least {percent(minimum)} needed)", details)
