@@ -1,0 +1,41 @@
+"""Lesson 02 — handwritten digits with a convolutional network: its record and `check`.
+
+    from autograder.lessons.mnist_cnn import check   # in the lesson's check cells
+    check("size")
+
+The checks are data (catalogue.py); probes.py runs in the jail (and in a student's kernel for
+a self-check), graph.py in the clean child on the exported program, judges.py in the grader's
+process. fit and accuracy are not gaps: the lesson imports lesson 01's from shared/training.py,
+and the hidden check trains the student's MyCNN with that fit.
+"""
+from autograder.engine.lesson import Lesson
+from autograder.lessons.common import datacache
+from autograder.lessons.mnist_cnn.catalogue import CHECKS, CLEAN, GAPS, TIME_FACTOR, WHAT
+
+LESSON = Lesson(
+    id="02_mnist_cnn",
+    title="Handwritten digits with a convolutional network",
+    teaches="kernels, channels, padding and stride, pooling, receptive fields; a CNN against "
+            "lesson 01's DNN on the same test set (after Fidle's MNIST CNN)",
+    checks=CHECKS, gaps=GAPS, what=WHAT, clean=CLEAN, time_factor=TIME_FACTOR,
+    probes="autograder.lessons.mnist_cnn.probes",
+    secret=frozenset({"size"}),  # conv_output_size's cases are drawn anew for each grading
+    data=datacache.files_for,
+    # Parameters + buffers + constants. The solution holds 80,202; 250,000 leaves room for
+    # twice its kernels or a wider hidden layer, and refuses a CNN that ends in a DNN-sized
+    # dense layer (pytorch/examples' MNIST CNN: 1.2M, 1.18M of them in its 9,216 → 128 layer):
+    # this lesson is about doing better than lesson 01 with fewer parameters.
+    budgets={"numbers": 250_000},
+    thresholds={"min_test_accuracy": 0.97},  # placeholder until calibrated
+    minutes=90,
+)
+
+
+def check(name: str, submission=None):
+    """The ✓/✗ card of a group of this lesson's checks (see autograder/frontends/selfcheck.py)."""
+    from autograder.frontends.selfcheck import check as card
+
+    return card(name, submission=submission, lesson=LESSON.id)
+
+
+__all__ = ["LESSON", "check"]
