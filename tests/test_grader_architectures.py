@@ -58,7 +58,8 @@ def model_class(architecture, head):
 
 
 def model_checks(architecture: str, head: str) -> dict:
-    report = grade_namespace({"MyModel": model_class(architecture, head)}, only="model")
+    report = grade_namespace({"MyModel": model_class(architecture, head)}, "01_mnist_dnn",
+                             only="model")
     return {r.check.id: r for r in report.results}
 
 
