@@ -14,6 +14,7 @@ import importlib
 
 REGISTRY = {
     "01_mnist_dnn": "autograder.lessons.mnist_dnn",
+    "02_mnist_cnn": "autograder.lessons.mnist_cnn",
 }
 METADATA_KEY = "autograder"  # notebook metadata: {"autograder": {"lesson": "<id>"}}
 
