@@ -349,10 +349,11 @@ plots.plot_images(x_test, y_test, indices=errors[:24], y_pred=y_pred, columns=12
 # %% [markdown]
 # ## 13. Confusion matrix
 #
-# Row *i*, column *j*: the share of the test images of digit *i* that the model called *j*.
+# Row *i*, column *j*: how many test images of digit *i* the model called *j*. With so few
+# errors, shares of each row would all round to 0.00 or 0.01: the counts say more.
 
 # %%
-plots.plot_confusion_matrix(y_test, y_pred, normalize=True, save_as="confusion_matrix");
+plots.plot_confusion_matrix(y_test, y_pred, save_as="confusion_matrix");
 
 # %% [markdown]
 # ## 14. DNN against CNN, on the same test set
