@@ -1,12 +1,14 @@
 """Evidence, not claims: what a submission that rewrites the grader from inside its own process
 can still earn. Each forging class of issue 9 is tried on the unfilled lesson (or a weak model)
 and must earn no point it does not deserve; only checks whose evidence is, by nature, an
-observation inside the student's process (accuracy's value, chunks, float and mode; fit's
-returned history: 5 points) may follow a forged claim, and README says so.
+observation inside the student's process (fit's returned history: 1 point) may follow a
+forged claim, and README says so. accuracy's four points need values computed on cases built
+from a secret the grader draws per grading: values prepared in advance earn nothing.
 
 The forger knows the grader's source. Its payload forges every probe's answer, in the old and
 the new formats: perfect model data, a perfect fit log, accuracy values computed with the
-grader's own reference, and a hidden "evaluation" with the right labels.
+grader's own reference on the cases of a secret it picked itself, and a hidden "evaluation"
+with the right labels.
 """
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,13 +60,9 @@ FORGE = '''
                 "unknown_batches": 0, "loss_before": 2.3, "loss_after": 0.5,
                 "history": {"type": "History", "values": values}, "constant": None,
                 "events": events, "truncated": False, "final": start}
-    def accuracy(ns, **_):
-        value = lambda n, seed: {"type": "float", "is_float": True, "repr": "x",
-                                 "value": fx.lookup_expected(n, seed), "batches": [10]}
-        call = {"training": False, "grad": False, "batch": 10}
-        mode = lambda t: ok({"value": value(10, 3), "calls": [call], "training_after": t})
-        return {"cases": {"1237 samples": ok(value(1237, 1)), "10 samples": ok(value(10, 2))},
-                "mode": {"train": mode(True), "eval": mode(False)}}
+    def accuracy(ns, **_):  # right values, prepared for a secret of its own choosing
+        from autograder.lessons.mnist_dnn.accuracy import probe_accuracy
+        return dict(probe_accuracy({"accuracy": fx.reference_accuracy}, secret=1), secret=1)
     def hidden(ns, **_):
         try:  # the test labels, wherever this process can read them
             from shared.data import load_mnist
@@ -145,8 +143,7 @@ ATTACKS = {  # name -> (what is replaced, how the code runs at definition time)
     "probe runner, class body": (INSTALL_RUNNER, "class body"),
     "frame writer, metaclass": (INSTALL_WRITER, "metaclass"),
 }
-CLAIMS_ONLY = {"accuracy_matches_reference", "accuracy_in_chunks", "accuracy_returns_float",
-               "accuracy_keeps_mode", "fit_returns_history"}  # 5 points, see README
+CLAIMS_ONLY = {"fit_returns_history"}  # 1 point, see README
 
 
 def forged_lesson(folder: Path, name: str) -> Path:
@@ -172,7 +169,7 @@ def test_a_definition_time_forgery_earns_only_what_is_a_claim_by_nature(forged, 
     report = forged[attack]
     earned = {r.check.id for r in report.results if r.passed}
     assert earned <= CLAIMS_ONLY, "\n".join(r.summary() for r in report.results)
-    assert report.score <= 5
+    assert report.score <= 1
 
 
 def test_a_forged_hidden_result_without_an_exported_model_earns_nothing(tmp_path):
@@ -278,6 +275,6 @@ class OnlyWhenExported(nn.Module):
 
 
 def test_a_model_that_behaves_differently_while_exported_fails_the_model_checks():
-    report = grade_namespace({"MyModel": OnlyWhenExported}, only="model")
+    report = grade_namespace({"MyModel": OnlyWhenExported}, "01_mnist_dnn", only="model")
     assert report.score == 0
     assert all("other outputs once exported" in r.message for r in report.results)

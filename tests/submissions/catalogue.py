@@ -163,8 +163,10 @@ VARIANTS = [
     Variant("fit_returns_none", "buggy", [("    return history\n", "    return None\n")],
             {"fit_returns_history"}, {"fit_returns_history": "returned None"}),
     # ------------------------------------------------------------------ buggy: accuracy
+    # raises on every case of more than 10 samples: no value, so no evidence of chunks or mode
     Variant("argmax_dim0", "buggy", [(ACC_CHUNK, ACC_CHUNK.replace("dim=1", "dim=0"))],
-            {"accuracy_matches_reference"}, {"accuracy_matches_reference": "dim=1"}),
+            ACCURACY_CHECKS, {"accuracy_matches_reference": "dim=1",
+                              "accuracy_in_chunks": "dim=1", "accuracy_keeps_mode": "dim=1"}),
     Variant("accuracy_count", "buggy", [(ACC_RETURN, "    return correct\n")],
             {"accuracy_matches_reference", "accuracy_returns_float"},
             {"accuracy_matches_reference": "number of correct"}),
@@ -173,6 +175,8 @@ VARIANTS = [
     Variant("accuracy_all_at_once", "buggy", [
         ("def accuracy(model, x, y, chunk=1000):\n", "def accuracy(model, x, y, chunk=100000):\n")],
         {"accuracy_in_chunks"}, {"accuracy_in_chunks": "in chunks"}),
+    Variant("fit_in_eval_mode", "buggy", [("        model.train()\n", "")],
+            {"fit_loss_decreases"}, {"fit_loss_decreases": "model.train()"}),
     Variant("accuracy_no_eval", "buggy", [(ACC_EVAL, "    correct = 0\n")],
             {"accuracy_keeps_mode"}, {"accuracy_keeps_mode": "model.eval()"}),
     Variant("accuracy_no_restore", "buggy", [(ACC_RESTORE, "    return correct / len(x)\n")],

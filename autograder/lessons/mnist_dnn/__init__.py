@@ -20,6 +20,7 @@ LESSON = Lesson(
     data=datacache.files_for,
     budgets={"numbers": 1_000_000},  # parameters + buffers + constants; the solution has 89,610
     thresholds={"min_test_accuracy": fixtures.MIN_TEST_ACCURACY},
+    secret=frozenset({"accuracy"}),  # its cases are built from a secret drawn per grading
     minutes=90,
 )
 

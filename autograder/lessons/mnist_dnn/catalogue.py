@@ -3,6 +3,7 @@
 Points are the ones agreed for the CLI, the self-check cells and nbgrader (25 in all).
 """
 from autograder.engine.checks import Check
+from autograder.lessons.mnist_dnn import accuracy as acc
 from autograder.lessons.mnist_dnn import judges as j
 
 MODEL, FIT, ACCURACY = ("MyModel",), ("fit",), ("accuracy",)
@@ -65,19 +66,19 @@ CHECKS = (
           success="each step uses only its own batch's gradient"),
     # ---------------------------------------------------------------- gap 3: accuracy
     Check("accuracy_matches_reference", "accuracy agrees with the grader's", 1,
-          "accuracy", "accuracy", j.accuracy_matches_reference, ACCURACY,
+          "accuracy", "accuracy", acc.accuracy_matches_reference, ACCURACY,
           fail="accuracy does not compute the fraction of correct argmax predictions",
-          success="same value as the grader's accuracy, a last partial chunk included"),
+          success="the value the grader computed, a last partial chunk included"),
     Check("accuracy_in_chunks", "accuracy runs the model chunk by chunk", 1,
-          "accuracy", "accuracy", j.accuracy_in_chunks, ACCURACY,
+          "accuracy", "accuracy", acc.accuracy_in_chunks, ACCURACY,
           fail="accuracy must run the model on chunks of the images, not all at once",
           success="the model runs on chunks, so any number of images fits in memory"),
     Check("accuracy_returns_float", "accuracy returns a Python float in [0, 1]", 1,
-          "accuracy", "accuracy", j.accuracy_returns_float, ACCURACY,
+          "accuracy", "accuracy", acc.accuracy_returns_float, ACCURACY,
           fail="accuracy must return a Python float between 0 and 1",
           success="returns a Python float in [0, 1]"),
     Check("accuracy_keeps_mode", "eval mode without gradients, then the model's mode restored",
-          1, "accuracy", "accuracy", j.accuracy_keeps_mode, ACCURACY,
+          1, "accuracy", "accuracy", acc.accuracy_keeps_mode, ACCURACY,
           fail="predict in eval mode under torch.no_grad() and restore the model's mode after",
           success="predicts in eval mode without gradients and restores the mode"),
     # ---------------------------------------------------------------- hidden
@@ -93,7 +94,7 @@ GAPS = {"MyModel": 1, "fit": 2, "accuracy": 3}
 # What each probe does, for messages such as "too slow: <what> did not finish within 20 s"
 WHAT = {"model": "building MyModel and running it on a few batches",
         "fit": "running your fit on 250 images for 3 epochs",
-        "accuracy": "running your accuracy on a few small test sets",
+        "accuracy": "running your accuracy on the grader's small test sets",
         "hidden": "training your MyModel with your fit on the 60000 training images",
         "model_eval": "checking your exported model",
         "hidden_eval": "testing your trained model on the 10000 test images"}

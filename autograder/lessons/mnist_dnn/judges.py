@@ -10,9 +10,8 @@ import torch
 from autograder.engine.checks import Verdict
 from autograder.lessons.common import fixtures as fx
 from autograder.lessons.common import hidden, model_judges
-from autograder.lessons.common.judging import value_of
 from autograder.lessons.mnist_dnn import replay
-from autograder.lessons.mnist_dnn.probes import CHUNKED_CASE, HIDDEN, MATCH_CASES, MODEL
+from autograder.lessons.mnist_dnn.probes import HIDDEN, MODEL
 
 # The model checks and the hidden check are every lesson's, bound to lesson 01's MyModel and fit
 output_shape = partial(model_judges.output_shape, spec=MODEL)
@@ -58,6 +57,10 @@ def _replayed(data) -> tuple[replay.Evidence | None, Verdict | None]:
 MISALIGNED = ("each batch's labels were not its images' labels: the labels came in their "
               "original order while the images were shuffled — index x_train and y_train "
               "with the same indices, x_train[batch] and y_train[batch]")
+TRAINED_IN_EVAL = ("the model was trained in eval mode (the grader hands it to fit in eval mode, "
+                   "and its gradients were those of eval mode, where dropout and batch norm "
+                   "behave as for predicting): call model.train() at the start of every epoch, "
+                   "before its mini-batches")
 
 
 def fit_loss_decreases(data, ctx) -> Verdict:
@@ -68,6 +71,8 @@ def fit_loss_decreases(data, ctx) -> Verdict:
     details = {"loss_before": before, "loss_after": after, "steps": ev.steps}
     if "misaligned" in ev.kinds:
         return Verdict(False, MISALIGNED, details)
+    if "eval_mode" in ev.kinds:
+        return Verdict(False, TRAINED_IN_EVAL, details)
     if ev.broken:
         return Verdict(False, f"{ev.broken}: train with loss.backward() and optimizer.step() "
                               f"only", details)
@@ -214,90 +219,4 @@ def fit_zero_grad(data, ctx) -> Verdict:
                               "unchanged")
     if not ev.explained:
         return Verdict(False, UNEXPLAINED, {"kinds": ev.kinds})
-    return Verdict(True)
-
-
-# ----------------------------------------------------------------------------- accuracy
-
-def accuracy_matches_reference(data, ctx) -> Verdict:
-    for name, (n, seed) in MATCH_CASES.items():
-        value, failed = value_of(data["cases"][name], ctx, f"on {name} accuracy raised")
-        if failed:
-            if "must match the size" in failed.message:
-                failed.message += " — take the argmax over dim=1 (the classes), not dim=0"
-            return failed
-        expected = fx.lookup_expected(n, seed)
-        got = value["value"]
-        if got is None:
-            return Verdict(False, f"accuracy returned {value['repr']}, not a number")
-        if abs(got - expected) > 1e-4:
-            return Verdict(False, _wrong_accuracy(name, n, got, expected),
-                           {"case": name, "got": got, "expected": expected})
-    return Verdict(True)
-
-
-def accuracy_in_chunks(data, ctx) -> Verdict:
-    """Whatever the value, the model must have been run chunk by chunk."""
-    n = MATCH_CASES[CHUNKED_CASE][0]
-    batches, failed = value_of(data["chunks"], ctx, f"on {CHUNKED_CASE} accuracy raised")
-    if failed:
-        return failed
-    if not batches:
-        return Verdict(False, "accuracy never called the model")
-    if max(batches) < n:
-        return Verdict(True, details={"batches": batches})
-    return Verdict(False, f"accuracy ran the model on all {n} images at once: predict in chunks "
-                          f"(of 1000 images, say) so that any number of images fits in memory, "
-                          f"counting the last partial chunk too", {"batches": batches})
-
-
-def _wrong_accuracy(name, n, got, expected) -> str:
-    if abs(got - expected * n) < 0.5:
-        return (f"on {name} accuracy returned {got:g}, the number of correct predictions: "
-                f"divide by the number of samples to get a fraction")
-    return (f"on {name} accuracy returned {got:.4f}, expected {expected:.4f}: take the argmax "
-            f"over dim=1 (the classes), compare it with y, count every chunk including the last "
-            f"partial one, and divide by len(y)")
-
-
-def accuracy_returns_float(data, ctx) -> Verdict:
-    for mode in ("train", "eval"):
-        result, failed = value_of(data["mode"][mode], ctx, "on 10 samples accuracy raised")
-        if failed:
-            return failed
-        value = result["value"]
-        if not value["is_float"]:
-            fix = ("call .item() on it" if "Tensor" in value["type"]
-                   else "return correct / len(y)")
-            return Verdict(False, f"accuracy returned {value['repr']} (type {value['type']}), "
-                                  f"expected a Python float: {fix}", {"value": value})
-        if not 0.0 <= value["value"] <= 1.0:
-            return Verdict(False, f"accuracy returned {value['value']:g}, outside [0, 1]: return "
-                                  f"the fraction of correct predictions", {"value": value})
-    return Verdict(True)
-
-
-def accuracy_keeps_mode(data, ctx) -> Verdict:
-    train, failed = value_of(data["mode"]["train"], ctx, "on 10 samples accuracy raised")
-    if failed:
-        return failed
-    calls = train["calls"]
-    if not calls:
-        return Verdict(False, "accuracy never called the model")
-    if any(c["training"] for c in calls):
-        return Verdict(False, "the model ran in training mode: call model.eval() before "
-                              "predicting (dropout and BatchNorm behave differently in training)")
-    if any(c["grad"] for c in calls):
-        return Verdict(False, "gradients were recorded while predicting: wrap the predictions in "
-                              "`with torch.no_grad():`")
-    if not train["training_after"]:
-        return Verdict(False, "accuracy left a model that was training in eval mode: note "
-                              "`was_training = model.training` first and end with "
-                              "model.train(was_training)")
-    evaluating, failed = value_of(data["mode"]["eval"], ctx, "on 10 samples accuracy raised")
-    if failed:
-        return failed
-    if evaluating["training_after"]:
-        return Verdict(False, "accuracy switched a model that was in eval mode to training mode: "
-                              "restore the mode it had, model.train(was_training)")
     return Verdict(True)

@@ -2,14 +2,15 @@
 
 They run in the sandbox child (or in a student's kernel for a self-check) and never judge.
 The model and hidden probes are every lesson's (autograder/lessons/common/model.py, hidden.py),
-bound here to lesson 01's MyModel and fit.
+bound here to lesson 01's MyModel and fit; the accuracy probe is accuracy.py's.
 """
 from __future__ import annotations
 
-from autograder.engine.probing import need, part, replaced, type_name
+from autograder.engine.probing import need, replaced, type_name
 from autograder.lessons.common import fixtures as fx
 from autograder.lessons.common import hidden, model
 from autograder.lessons.common.model import plain
+from autograder.lessons.mnist_dnn import accuracy
 
 FLATTEN = ("flatten the images with x.reshape(len(x), -1) or nn.Flatten(), never with a "
            "fixed batch size")
@@ -40,6 +41,7 @@ def probe_fit(ns: dict) -> dict:
     x = fx.stamp(x)
     x_val, y_val = fx.train_slice(fx.FIT_OFFSET + fx.FIT_N, fx.FIT_VAL)
     model = fx.ProbeNet()
+    model.eval()  # fit must switch it to training mode (model.train(), every epoch)
     log = FitLog(model)
     with log, replaced(ns, "accuracy", fx.reference_accuracy):
         history = fit(model, x, y, x_val, y_val, epochs=fx.FIT_EPOCHS, batch_size=fx.FIT_BATCH)
@@ -112,61 +114,6 @@ def describe_history(history) -> dict:
     return {"type": type_name(history), "values": values}
 
 
-# ----------------------------------------------------------------------------- accuracy
-
-MATCH_CASES = {"1237 samples": (1237, 1), "10 samples": (10, 2)}
-CHUNKED_CASE = "1237 samples"
-MODE_CASE = (10, 3)
-
-
-def probe_accuracy(ns: dict) -> dict:
-    accuracy = need(ns, "accuracy")
-    return {"cases": {name: part(lambda c=case: _value(accuracy, *c))
-                      for name, case in MATCH_CASES.items()},
-            "chunks": part(lambda: _chunks(accuracy, *MATCH_CASES[CHUNKED_CASE])),
-            "mode": {"train": part(lambda: _mode(accuracy, True)),
-                     "eval": part(lambda: _mode(accuracy, False))}}
-
-
-def _chunks(accuracy, n: int, seed: int) -> list[int]:
-    """The batch sizes the model was called with, even if accuracy failed after calling it
-    (its value is another check's business)."""
-    logits, x, y = fx.lookup_case(n, seed)
-    model = fx.LookupModel(logits)
-    try:
-        accuracy(model, x, y)
-    except Exception:
-        if not model.calls:
-            raise
-    return [call["batch"] for call in model.calls]
-
-
-def _value(accuracy, n: int, seed: int) -> dict:
-    logits, x, y = fx.lookup_case(n, seed)
-    model = fx.LookupModel(logits)
-    value = describe_value(accuracy(model, x, y))
-    value["batches"] = [call["batch"] for call in model.calls]
-    return value
-
-
-def _mode(accuracy, training: bool) -> dict:
-    logits, x, y = fx.lookup_case(*MODE_CASE)
-    model = fx.LookupModel(logits)
-    model.train(training)
-    value = describe_value(accuracy(model, x, y))
-    return {"value": value, "calls": model.calls, "training_after": model.training}
-
-
-def describe_value(value) -> dict:
-    number = None
-    try:
-        number = float(value)
-    except Exception:
-        pass
-    return {"type": type_name(value), "is_float": isinstance(value, float), "value": number,
-            "repr": repr(value)[:80]}
-
-
 # ----------------------------------------------------------------------------- hidden
 
 def train_with_fit(ns: dict, model, x, y, x_val, y_val, epochs: int, batch_size: int) -> None:
@@ -203,4 +150,5 @@ def probe_hidden_eval(ns: dict, paths: dict, secret: int) -> dict:
 
 
 PROBES = {"model": probe_model, "model_eval": probe_model_eval, "fit": probe_fit,
-          "accuracy": probe_accuracy, "hidden": probe_hidden, "hidden_eval": probe_hidden_eval}
+          "accuracy": accuracy.probe_accuracy,  # its cases come from the grader's secret
+          "hidden": probe_hidden, "hidden_eval": probe_hidden_eval}
