@@ -31,7 +31,6 @@ TEST_OVER_TRAIN = 0.015   # better on the test set than on them by more than thi
 # is 1: reading the three back undoes any per-sample or per-batch affine transform a * x + b
 # (x / 255, standardisation) that the student's fit may apply to a batch.
 STAMP_SCALE = 256         # fit: 250 samples, codes far apart (transforms lose some precision)
-LOOKUP_SCALE = 2 ** 14    # accuracy: up to 16383 samples, passed to the model unchanged
 STAMP_PIXELS = 3
 
 
@@ -106,16 +105,31 @@ def reference_accuracy(model, x, y, chunk: int = 1000) -> float:
 PROBE_NET_SEED = 7
 
 
+class FixedDropout(nn.Module):
+    """Dropout with a fixed pattern: in training mode every fourth unit is zeroed and the others
+    scaled by 4/3; in eval mode nothing changes. Deterministic, so the grader can replay it, and
+    a gradient computed in eval mode differs from one computed in training mode."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.register_buffer("mask", (torch.arange(width) % 4 != 0).float() * 4 / 3)
+
+    def forward(self, x):
+        return x * self.mask if self.training else x
+
+
 def probe_body() -> nn.Sequential:
     """The ProbeNet's layers with their initial weights: the same in every process."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(PROBE_NET_SEED)
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), FixedDropout(32),
+                             nn.Linear(32, 10))
 
 
 class ProbeNet(nn.Module):
     """A small known-good MLP the grader hands to the student's `fit` (so gap 1 cannot fail
-    the fit checks). `on_forward(x)` is told of every forward pass that may be trained on."""
+    the fit checks). `on_forward(x)` is told of every forward pass that may be trained on, in
+    either mode (the replay tells a pass in eval mode by its gradient)."""
 
     def __init__(self):
         super().__init__()
@@ -123,45 +137,10 @@ class ProbeNet(nn.Module):
         self.on_forward = None
 
     def forward(self, x):
-        if self.on_forward is not None and self.training and torch.is_grad_enabled():
+        if self.on_forward is not None and torch.is_grad_enabled():
             self.on_forward(x)
         return self.body(x)
 
 
 def flat(tensors) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1).float() for t in tensors])
-
-
-class LookupModel(nn.Module):
-    """Returns stored logits for each stamped sample, so the grader knows every prediction.
-    It records the mode, gradient state and batch size of each call."""
-
-    def __init__(self, logits: torch.Tensor):
-        super().__init__()
-        self.table = logits
-        self.scale = nn.Parameter(torch.ones(()))  # a real parameter, for `.to()` and friends
-        self.calls = []
-
-    def forward(self, x):
-        self.calls.append({"training": self.training, "grad": torch.is_grad_enabled(),
-                           "batch": int(x.shape[0])})
-        index = read_stamp(x, LOOKUP_SCALE)
-        if index is None or index.max() >= len(self.table):
-            raise ValueError("the grader's test model did not recognise its input images: "
-                             "pass x (or slices x[i:j] of it) to the model unchanged")
-        return self.table[index] * self.scale
-
-
-def lookup_case(n: int, seed: int):
-    """(logits, x, y): n stamped blank images; about 70 % of the argmax predictions are right."""
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, 10, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    right = torch.rand(n, generator=g) < 0.7
-    y = torch.where(right, logits.argmax(dim=1), y)
-    return logits, stamp(torch.zeros(n, 28, 28), LOOKUP_SCALE), y
-
-
-def lookup_expected(n: int, seed: int) -> float:
-    logits, _, y = lookup_case(n, seed)
-    return (logits.argmax(dim=1) == y).float().mean().item()
