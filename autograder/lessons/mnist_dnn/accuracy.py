@@ -40,9 +40,10 @@ MAX_CHUNK = 1000          # the chunk size the lesson's accuracy(..., chunk_size
 VALUE_CASES = {"1237 samples": 1237, "503 samples": 503, "10 samples": 10}  # primes: a last
 CHUNK_CASES = {"3000 samples": 3000, "2000 samples": 2000}  # partial chunk; whole chunks here
 MODE_N = 997              # one chunk: a bug with chunks is another check's
-RIGHT = (0.2, 0.9)        # the fraction of labels that are the right predictions: drawn
-RESTORE = ("train", "after a training forward", "eval", "after another forward")
-RESTORE_SHIFTS = (0, 1, 1, 1)   # the grader's forwards train the model only while it trains
+RIGHT = (0.2, 0.9)        # the fraction of right labels, drawn per case in this range
+# restore: the logits' shift seen by each call (handed over training, after the grader's
+# forward, handed over in eval mode, after another forward): a forward trains only in training
+RESTORE_SHIFTS = (0, 1, 1, 1)
 
 
 class Classifier(nn.Module):
@@ -80,7 +81,7 @@ class Case:
     model: Classifier
     x: torch.Tensor           # (n, 28, 28) images of 0s and 1s
     y: torch.Tensor           # (n,) labels
-    steps: torch.Tensor       # (n, 28, 28): the grader's own forwards between calls (restore)
+    steps: torch.Tensor       # (8, 28, 28): the grader's own forwards between calls (restore)
 
     def correct(self, shift: int) -> int:
         """How many predictions are right when the classifier's logits move by `shift`."""
@@ -293,7 +294,7 @@ def _restored(data, case: Case, ctx) -> Verdict:
         if isinstance(entry, dict) and isinstance(entry.get("ok"), bool) else (None, None)
     if failed:
         return failed
-    if not (isinstance(values, list) and len(values) == len(RESTORE)):
+    if not (isinstance(values, list) and len(values) == len(RESTORE_SHIFTS)):
         return Verdict(False, "the results of accuracy did not come back intact")
     for i, (value, shift) in enumerate(zip(values, RESTORE_SHIFTS)):
         got = value.get("value") if isinstance(value, dict) else None
