@@ -122,3 +122,15 @@ def test_the_pytest_plugin_collects_only_the_submissions_lesson(tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     collected = [line for line in done.stdout.splitlines() if "::test_check[" in line]
     assert len(collected) == len(lessons.get("01_mnist_dnn").checks), done.stdout
+
+
+def test_the_readme_lists_every_lesson_with_its_points():
+    from autograder.engine.checks import format_points
+
+    readme = (REPO / "README.md").read_text()
+    rows = {line.split("]")[0].removeprefix("| ["): line for line in readme.splitlines()
+            if line.startswith("| [") and "](lessons/" in line}
+    assert sorted(rows) == sorted(lessons.ids())
+    for lesson_id, row in rows.items():
+        assert f"(lessons/{lesson_id}.ipynb)" in row
+        assert row.rstrip().endswith(f"| {format_points(lessons.get(lesson_id).max_score)} |")
