@@ -1,0 +1,80 @@
+"""Lesson 02's grader against its catalogue (tests/submissions/cnn_catalogue.py): every buggy
+submission fails exactly its intended checks with its specific message, every correct variant
+passes everything, in the real jail. The hidden check runs for a few variants only (it trains a
+CNN on 60,000 images); the catalogue is graded two submissions at a time.
+"""
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from autograder.engine.checks import UsageError
+from autograder.engine.grading import grade
+from autograder.engine.sandbox import Limits
+from autograder.lessons import mnist_cnn
+from submissions.catalogue import write as write_lesson_01
+from submissions.cnn_catalogue import VARIANTS, write
+
+NAMES = [v.name for v in VARIANTS]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, jail_isolation):
+    folder = tmp_path_factory.mktemp("cnn_catalogue")
+
+    def one(variant):
+        path = write(variant.name, folder)
+        return grade(path, public_only=variant.hidden is None, limits=Limits(**variant.limits))
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(NAMES, pool.map(one, VARIANTS)))
+
+
+def messages(report) -> str:
+    return "\n".join(r.summary() for r in report.results)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=NAMES)
+def test_fails_exactly_its_intended_checks(graded, variant):
+    report = graded[variant.name]
+    assert report.lesson == "02_mnist_cnn"
+    public_failures = report.failed_ids() - {"min_test_accuracy"}
+    if variant.fails is not None:
+        assert public_failures == variant.fails, messages(report)
+    for check_id, phrase in variant.says.items():
+        result = next(r for r in report.results if r.check.id == check_id)
+        assert phrase in result.message, result.message
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.hidden is not None],
+                         ids=lambda v: v.name)
+def test_minimum_test_accuracy(graded, variant):
+    result = next(r for r in graded[variant.name].results if r.check.id == "min_test_accuracy")
+    assert result.passed is variant.hidden, result.message
+
+
+def test_reference_gets_full_marks(graded):
+    report = graded["reference"]
+    assert report.score == report.max_score == mnist_cnn.LESSON.max_score, messages(report)
+
+
+def test_the_hidden_threshold_is_the_lesson_records(graded):
+    result = next(r for r in graded["reference"].results if r.check.id == "min_test_accuracy")
+    assert result.details["threshold"] == mnist_cnn.LESSON.thresholds["min_test_accuracy"]
+    assert result.details["test_accuracy"] >= result.details["threshold"]
+
+
+def test_a_lesson_01_notebook_is_refused_as_lesson_02(tmp_path):
+    path = write_lesson_01("reference", tmp_path)
+    with pytest.raises(UsageError, match="is a notebook of lesson 01_mnist_dnn, not of lesson "
+                                         "02_mnist_cnn"):
+        grade(path, lesson="02_mnist_cnn")
+
+
+def test_the_cli_refuses_a_lesson_01_notebook_as_lesson_02(tmp_path):
+    path = write_lesson_01("reference", tmp_path)
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(path), "--lesson",
+                           "02_mnist_cnn"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is a notebook of lesson 01_mnist_dnn, not of lesson 02_mnist_cnn" in done.stderr
