@@ -26,7 +26,12 @@ LESSON = Lesson(
     # dense layer (pytorch/examples' MNIST CNN: 1.2M, 1.18M of them in its 9,216 → 128 layer):
     # this lesson is about doing better than lesson 01 with fewer parameters.
     budgets={"numbers": 250_000},
-    thresholds={"min_test_accuracy": 0.97},  # placeholder until calibrated
+    # One epoch of the lesson's fit on 60,000 images (benchmarks/bench_grader_cnn.py
+    # --calibrate): the lesson's CNN and its honest variations reach 97.2-98.4 % on the noisy
+    # test set, the lowest minus 1 % is 96.2 %; an affine one reaches 90.9 %, one that pools the
+    # image away 63 %. Weaker designs (one small convolution: 95.3 %; global pooling: 91.1 %)
+    # are under the lesson's bar after one epoch.
+    thresholds={"min_test_accuracy": 0.96},
     minutes=90,
 )
 
