@@ -1,20 +1,23 @@
 """The student's model as evidence: exported in the jail (`torch.export`), checked and run in
 the clean child, which never runs student code.
 
-What the jail sends is bytes; whatever they claim to be, the clean child loads them as an
-exported program and runs it only if every operation is on the lesson's allow-list (no file,
-random or in-place operations, no control flow but no-grad regions), nothing mutates a buffer or
-an input, and it holds at most the lesson's budget of parameters, buffers and constants (the
-Lesson record's `budgets["numbers"]`, passed in by the lesson's probes).
+What the jail sends is bytes in the plain format of `plaingraph` (JSON and raw tensor bytes:
+never `torch.export.save`'s archive, whose loading unpickles and evaluates what the archive
+says). Whatever they claim to be, the clean child rebuilds the program from them and runs it
+only if every operation is on the lesson's allow-list (no file, random or in-place operations,
+no control flow but no-grad regions), it takes one input and returns one tensor, and it holds at
+most the lesson's budget of parameters, buffers and constants (the Lesson record's
+`budgets["numbers"]`, passed in by the lesson's probes).
 """
 from __future__ import annotations
 
-import io
 import operator
 import re
 import warnings
 
 import torch
+
+from autograder.lessons.common import plaingraph
 
 EXAMPLE_BATCH = 100        # the batch size the model is exported with (its batch dim is dynamic)
 MAX_BATCH = 2 ** 16
@@ -60,11 +63,12 @@ def export(model: torch.nn.Module, example: torch.Tensor, dynamic: bool = True,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.export.export(model, (example,), dynamic_shapes=shapes, strict=True)
-            buffer = io.BytesIO()
-            torch.export.save(program, buffer)
+            blob = plaingraph.encode(program)
+    except plaingraph.Unsupported as error:
+        return {"export_error": f"forward uses {error}, which the grader cannot check"}
     except Exception as error:
         return {"export_error": _why(error, fixed_batch)}
-    return {"blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
+    return {"blob": torch.frombuffer(bytearray(blob), dtype=torch.uint8)}
 
 
 def over_budget(model: torch.nn.Module, max_numbers: int) -> str | None:
@@ -97,43 +101,67 @@ SYMBOL = re.compile(r"\bs\d+\b")  # torch.export's name for the dynamic batch si
 
 def load(blob: bytes, max_numbers: int) -> torch.nn.Module:
     """The checked program as a module (parameters trainable), or GraphRejected. `max_numbers`
-    is the lesson's budget of parameters, buffers and constants."""
+    is the lesson's budget of parameters, buffers and constants. Nothing in the bytes is
+    unpickled or evaluated: see plaingraph."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.export.load(io.BytesIO(blob))
-    except Exception as error:
-        raise GraphRejected(f"the exported model could not be read ({type(error).__name__})")
-    check(program, max_numbers)
-    return program.module()
-
-
-def check(program, max_numbers: int) -> None:
-    signature = program.graph_signature
-    if len(signature.user_inputs) != 1 or len(signature.user_outputs) != 1:
-        raise GraphRejected("forward must take one tensor (the images) and return one tensor")
-    if signature.buffers_to_mutate or signature.user_inputs_to_mutate:
-        raise GraphRejected("forward changes a buffer or its input in place: a model must give "
-                            "the same output for the same images every time it is called")
-    numbers = sum(t.numel() for t in list(program.state_dict.values())
-                  + list(program.constants.values()) if isinstance(t, torch.Tensor))
+        nodes, tensors = plaingraph.decode(bytes(blob), resolve)
+    except plaingraph.Unreadable as error:
+        raise GraphRejected(f"the exported model could not be read ({error})")
+    numbers = sum(t.numel() for t in tensors.values())
     if numbers > max_numbers:
         raise GraphRejected(budget_message(numbers, max_numbers))
-    for module in program.graph_module.modules():
-        if isinstance(module, torch.fx.GraphModule):
-            for node in module.graph.nodes:
-                if node.op == "call_function":
-                    _allowed(node)
-                elif node.op not in ("placeholder", "output", "get_attr"):
-                    raise GraphRejected(f"the exported model calls {node.op} {node.target}")
+    inputs = [n for n in nodes if n["op"] == "placeholder" and n["kind"] == "input"]
+    outputs = nodes[-1]["args"]
+    if len(inputs) != 1 or not (isinstance(outputs, tuple) and len(outputs) == 1
+                                and isinstance(outputs[0], (tuple, list))):
+        raise GraphRejected("forward must take one tensor (the images) and return one tensor")
+    if len(outputs[0]) != 1:  # torch.export returns a mutated buffer's new value first
+        raise GraphRejected("forward changes a buffer or its input in place, or returns more "
+                            "than the logits: a model must give the same output for the same "
+                            "images every time it is called")
+    try:
+        return plaingraph.Program(nodes, tensors)
+    except plaingraph.Unreadable as error:
+        raise GraphRejected(f"the exported model could not be read ({error})")
+
+
+def resolve(name, args: tuple, kwargs: dict):
+    """The callable of operator `name` ("aten::linear.default", "python::getitem",
+    "hop::wrap_with_set_grad_enabled") if the lesson's allow-list has it, else GraphRejected."""
+    if not isinstance(name, str):
+        raise GraphRejected("the exported model names an operator oddly")
+    kind, _, op = name.partition("::")
+    if kind == "python" and op in plaingraph.PYTHON_OPERATORS \
+            and plaingraph.PYTHON_OPERATORS[op] in PYTHON:
+        return plaingraph.PYTHON_OPERATORS[op]
+    if kind == "hop" and op in HIGHER_ORDER:
+        return plaingraph.set_grad_enabled_region
+    base, _, overload = op.partition(".")
+    try:
+        packet = getattr(torch.ops.aten, base) if kind == "aten" and base.isidentifier() \
+            else None
+        target = getattr(packet, overload or "default") if packet is not None else None
+    except (AttributeError, RuntimeError):
+        target = None
+    if not isinstance(target, torch._ops.OpOverload):
+        raise GraphRejected(f"forward uses {name[:80]}, which this lesson does not allow in a "
+                            f"model (no file, random, in-place or look-up operations): build "
+                            f"forward from layers, activations and arithmetic")
+    _allowed_call(target, args)
+    return target
 
 
 def _allowed(node) -> None:
+    """The allow-list, on a node of a torch.fx graph."""
     target = node.target
     if target in PYTHON:
         return
     if isinstance(target, torch._ops.HigherOrderOperator) and target.name() in HIGHER_ORDER:
         return
+    _allowed_call(target, node.args)
+
+
+def _allowed_call(target, args) -> None:
     schema = getattr(target, "_schema", None)
     name = schema.name if schema is not None else str(target)
     if schema is not None and schema.is_mutable:
@@ -144,7 +172,7 @@ def _allowed(node) -> None:
                             f"(no file, random, in-place or look-up operations): build forward "
                             f"from layers, activations and arithmetic")
     flag = TRAINING_FLAG.get(name)
-    if flag is not None and len(node.args) > flag and node.args[flag] is True:
+    if flag is not None and len(args) > flag and args[flag] is True:
         raise GraphRejected(f"{name} runs in training mode in the exported model: the grader "
                             f"exports it after model.eval()")
 
