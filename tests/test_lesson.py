@@ -1,5 +1,5 @@
-"""Lessons are generated from the solutions: no drift, pairs in sync, three gaps, and a lesson
-that runs up to its first gap and stops there."""
+"""Lessons are generated from the solutions: no drift, pairs in sync, their gaps, and every
+lesson runs up to its first gap and stops there."""
 import os
 import shutil
 
@@ -12,11 +12,15 @@ from nbclient.exceptions import CellExecutionError
 from autograder.authoring import course
 from autograder import lessons
 
-L01 = lessons.get("01_mnist_dnn")
-
-LESSON = "01_mnist_dnn"
-PAIRS = [(course.solution_path(LESSON), course.solution_path(LESSON, ".ipynb")),
-         (course.lesson_path(LESSON, ".py"), course.lesson_path(LESSON, ".ipynb"))]
+LESSON = "01_mnist_dnn"  # the marker tests' lesson
+LESSONS = lessons.ids()
+PAIRS = [pair for lesson in LESSONS for pair in (
+    (course.solution_path(lesson), course.solution_path(lesson, ".ipynb")),
+    (course.lesson_path(lesson, ".py"), course.lesson_path(lesson, ".ipynb")))]
+# what each lesson's student notebook must not give away: its answers and its hidden check
+ANSWERS = {"01_mnist_dnn": ("nn.Linear(28 * 28", "loss_fn(model(x), y)", "correct += "),
+           "02_mnist_cnn": ("nn.Conv2d(1, 16", "(size + 2 * padding - kernel_size)",
+                            "self.pool(self.conv1(x))")}
 
 
 def read(path):
@@ -37,7 +41,8 @@ def test_each_pair_holds_the_same_cells(py, ipynb):
     assert cells(py) == cells(ipynb)
 
 
-def test_generated_files_say_so_where_maintainers_look_not_in_the_first_cell():
+@pytest.mark.parametrize("LESSON", LESSONS)
+def test_generated_files_say_so_where_maintainers_look_not_in_the_first_cell(LESSON):
     py_text = course.lesson_path(LESSON, ".py").read_text()
     assert py_text.startswith(f"# ---\n# jupyter:\n#   autograder:\n#     lesson: {LESSON}\n"
                               f"#   generated:\n#     by: make lessons\n"
@@ -46,11 +51,13 @@ def test_generated_files_say_so_where_maintainers_look_not_in_the_first_cell():
     assert nb.metadata["generated"] == course.generated_note(LESSON)
     assert nb.metadata["autograder"] == {"lesson": LESSON}  # how the grader tells the lesson
     first = nb.cells[0]  # the notebook opens with words for the student
-    assert first.cell_type == "markdown" and first.source.startswith("# Lesson 01 — ")
+    assert first.cell_type == "markdown"
+    assert first.source.startswith(f"# Lesson {LESSON[:2]} — {lessons.get(LESSON).title}")
     assert "do not edit" not in first.source.lower() and "generated" not in first.source.lower()
 
 
-def test_a_students_copy_is_not_paired_and_has_the_same_cells():
+@pytest.mark.parametrize("LESSON", LESSONS)
+def test_a_students_copy_is_not_paired_and_has_the_same_cells(LESSON):
     lesson = nbformat.read(course.lesson_path(LESSON, ".ipynb"), as_version=4)
     copy = course.student_copy(lesson)
     assert "jupytext" not in copy.metadata and "generated" not in copy.metadata
@@ -63,28 +70,32 @@ def nbgrader_cells(nb, key):
             if c.metadata.get("nbgrader", {}).get(key)}
 
 
-def test_three_gaps_with_their_hints_and_no_answers():
+@pytest.mark.parametrize("LESSON", LESSONS)
+def test_the_gaps_have_their_hints_and_no_answers(LESSON):
     nb = read(course.lesson_path(LESSON, ".ipynb"))
     gaps = nbgrader_cells(nb, "solution")
-    assert sorted(gaps) == ["gap1", "gap2", "gap3"]
+    assert sorted(gaps) == [f"gap{n}" for n in sorted(set(lessons.get(LESSON).gaps.values()))]
     for grade_id, cell in gaps.items():
         assert f"# TODO (gap {grade_id[-1]}):" in cell.source
         stub, lines = course.CODE_STUB["python"].split("\n"), cell.source.split("\n")
         assert any([line.strip() for line in lines[i:i + len(stub)]] == stub
                    for i in range(len(lines))), cell.source
     text = course.lesson_path(LESSON, ".ipynb").read_text()
-    for answer in ("SOLUTION", "HIDDEN TESTS", "nn.Linear(28 * 28", "loss_fn(model(x), y)",
-                   'check("hidden")', "correct += "):
+    for answer in ("SOLUTION", "HIDDEN TESTS", 'check("hidden")', *ANSWERS[LESSON]):
         assert answer not in text
 
 
-def test_check_cells_carry_the_catalogue_points():
+@pytest.mark.parametrize("LESSON", LESSONS)
+def test_check_cells_carry_the_catalogue_points(LESSON):
     nb = course.annotated_notebook(LESSON)
     grades = nbgrader_cells(nb, "grade")
-    assert sorted(grades) == ["check_accuracy", "check_fit", "check_hidden", "check_model"]
+    record = lessons.get(LESSON)
+    assert sorted(grades) == sorted(f"check_{group}" for group in record.groups)
+    assert sum(c.metadata["nbgrader"]["points"] for c in grades.values()) == record.max_score
     for grade_id, cell in grades.items():
         group = grade_id.removeprefix("check_")
-        assert cell.metadata["nbgrader"]["points"] == L01.group_points(group)
+        assert cell.metadata["nbgrader"]["points"] == record.group_points(group)
+        assert course.check_import(LESSON) in cell.source
         assert f'check("{group}")' in cell.source
     for cell in nb.cells:  # the parameters cell stays plain and editable; every other cell
         if "parameters" in cell.metadata.get("tags", ()):  # is a gap (editable) or locked
@@ -143,7 +154,8 @@ def test_edits_only_in_the_solution_notebook_are_not_overwritten(tmp_path, monke
         course.build_lessons()
 
 
-def test_lesson_runs_until_its_first_gap(tmp_path, monkeypatch):
+@pytest.mark.parametrize("LESSON", LESSONS)
+def test_lesson_runs_until_its_first_gap(tmp_path, monkeypatch, LESSON):
     monkeypatch.setenv("MNIST_RUN_DIR", str(tmp_path))
     nb = nbformat.read(course.lesson_path(LESSON, ".ipynb"), as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
@@ -162,7 +174,8 @@ def test_lesson_runs_until_its_first_gap(tmp_path, monkeypatch):
     assert not any(c.execution_count for c in code[first_gap + 1:])
 
 
-def test_a_kernel_start_makes_no_run_folder():
+@pytest.mark.parametrize("LESSON", LESSONS)
+def test_a_kernel_start_makes_no_run_folder(LESSON):
     """plots.run_dir() creates the run's folder: no cell may call it before the first figure
     is saved, or every kernel start leaves an empty runs/<date-time>/ behind."""
     sources = [c.source for c in read(course.lesson_path(LESSON, ".ipynb")).cells

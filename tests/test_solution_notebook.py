@@ -1,21 +1,33 @@
-"""CI's end-to-end run: the reference solution notebook, executed in a real Jupyter kernel at its
-default parameters, raises no error and reaches the lesson's accuracy bar."""
+"""CI's end-to-end run: each lesson's reference solution notebook, executed in a real Jupyter
+kernel at its default parameters, raises no error, reaches the lesson's accuracy bar and
+saves its figures."""
 import json
 import re
 import time
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from autograder.authoring import course
 
-LESSON = "01_mnist_dnn"
-MIN_TEST_ACCURACY = 0.98
-# Speed (<= 60 s for the notebook, <= 15 s of training) is measured by
-# benchmarks/bench_notebook.py, not asserted here: the test prints its times for the log.
+# lesson -> (the accuracy its reference must reach, the figures it saves). Speed is measured by
+# benchmarks/bench_notebook.py and bench_cnn.py, not asserted here: the test prints its times.
+BARS = {"01_mnist_dnn": (0.98, ("history", "predictions", "errors", "confusion_matrix",
+                                "doubts")),
+        "02_mnist_cnn": (0.992, ("history", "filters", "feature_maps", "errors",
+                                 "confusion_matrix", "dnn_errors_cnn_right"))}
 
 
-def test_solution_notebook_runs_and_reaches_98_percent(tmp_path, monkeypatch):
+def test_every_lesson_has_its_bar():
+    from autograder import lessons
+
+    assert sorted(BARS) == sorted(lessons.ids())
+
+
+@pytest.mark.parametrize("LESSON", sorted(BARS))
+def test_solution_notebook_runs_and_reaches_its_accuracy(tmp_path, monkeypatch, LESSON):
+    min_test_accuracy, figures = BARS[LESSON]
     monkeypatch.setenv("MNIST_RUN_DIR", str(tmp_path))
     nb = nbformat.read(course.solution_path(LESSON, ".ipynb"), as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
@@ -31,6 +43,6 @@ def test_solution_notebook_runs_and_reaches_98_percent(tmp_path, monkeypatch):
     assert float(last.split()[-1]) == round(metrics["test_accuracy"], 4)
     print(f"notebook {seconds:.1f} s, training {metrics['train_seconds']} s "
           f"({metrics['train_cpu_seconds']} s CPU), test accuracy {metrics['test_accuracy']:.4f}")
-    assert metrics["test_accuracy"] >= MIN_TEST_ACCURACY
-    for name in ("history", "predictions", "errors", "confusion_matrix", "doubts"):
+    assert metrics["test_accuracy"] >= min_test_accuracy
+    for name in figures:
         assert (tmp_path / f"{name}.png").is_file()
