@@ -52,8 +52,10 @@ nbgrader: venv  ## build the nbgrader course folder from solutions/
 bench: data browser  ## benchmarks: training vs the original, grader speed, the student session
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_notebook.py
+	$(PY) benchmarks/bench_cnn.py
 	$(PY) benchmarks/bench_student.py
 	$(PY) benchmarks/bench_grader.py
+	$(PY) benchmarks/bench_grader_cnn.py
 
 clean:
 	rm -rf runs course
