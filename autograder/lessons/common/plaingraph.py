@@ -310,7 +310,7 @@ class Program(torch.nn.Module):
 
     @staticmethod
     def _child(owner, part: str):
-        if not part.isidentifier():
+        if not (part.isidentifier() or (part.isascii() and part.isdigit())):  # "body.1.weight"
             raise Unreadable(f"a tensor name with {part[:40]!r}")
         child = owner._modules.get(part)
         if child is None:
