@@ -8,11 +8,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
+from torch import nn
 
 from autograder.engine.checks import UsageError
 from autograder.engine.grading import grade
 from autograder.engine.sandbox import Limits
 from autograder.lessons import mnist_cnn
+from autograder.lessons.common import graphs
 from submissions.catalogue import write as write_lesson_01
 from submissions.cnn_catalogue import VARIANTS, write
 
@@ -78,3 +81,35 @@ def test_the_cli_refuses_a_lesson_01_notebook_as_lesson_02(tmp_path):
                            "02_mnist_cnn"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is a notebook of lesson 01_mnist_dnn, not of lesson 02_mnist_cnn" in done.stderr
+
+
+CNN_LAYERS = {  # what an honest CNN may use, exported after model.eval()
+    "dropout2d": lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout2d(0.2), nn.Flatten(),
+                                       nn.Linear(4 * 26 * 26, 10)),
+    "alpha_dropout": lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.AlphaDropout(0.1),
+                                           nn.Flatten(), nn.Linear(4 * 26 * 26, 10)),
+    "batch_norm_adaptive_max": lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4),
+                                                     nn.ReLU(), nn.AdaptiveMaxPool2d(4),
+                                                     nn.Flatten(), nn.Linear(64, 10)),
+    "group_norm_avg_pool": lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(2, 4),
+                                                 nn.SiLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                                 nn.Linear(4 * 14 * 14, 10)),
+}
+
+
+@pytest.mark.parametrize("layers", CNN_LAYERS)
+def test_the_allow_list_takes_what_a_cnn_needs_in_eval_mode(layers):
+    model = CNN_LAYERS[layers]().eval()
+    exported = graphs.export(model, torch.rand(8, 1, 28, 28))
+    assert "blob" in exported, exported
+    program = graphs.load(exported["blob"].numpy().tobytes(), mnist_cnn.LESSON.budgets["numbers"])
+    assert tuple(program(torch.rand(3, 1, 28, 28)).shape) == (3, 10)
+
+
+@pytest.mark.parametrize("op", ["dropout", "feature_dropout", "alpha_dropout"])
+def test_dropout_in_training_mode_is_refused_however_its_flag_is_passed(op):
+    with pytest.raises(graphs.GraphRejected, match="training mode"):
+        graphs.resolve(f"aten::{op}.default", (None, 0.5, True), {})
+    with pytest.raises(graphs.GraphRejected, match="training mode"):
+        graphs.resolve(f"aten::{op}.default", (None, 0.5), {"train": True})
+    assert graphs.resolve(f"aten::{op}.default", (None, 0.5, False), {}) is not None

@@ -37,10 +37,13 @@ ALLOWED = {f"aten::{name}" for name in (
     "conv1d conv2d convolution max_pool2d max_pool2d_with_indices avg_pool2d "
     "adaptive_avg_pool2d adaptive_max_pool2d "
     "batch_norm _native_batch_norm_legit_no_training layer_norm group_norm dropout "
+    "feature_dropout alpha_dropout feature_alpha_dropout "
     "add sub rsub mul div neg abs pow sqrt rsqrt exp log log1p clamp clamp_min clamp_max "
     "square reciprocal maximum minimum mean sum amax var std linalg_vector_norm "
     "_assert_scalar _assert_tensor_metadata sym_constrain_range_for_size").split()}
-TRAINING_FLAG = {"aten::batch_norm": 5, "aten::dropout": 2}   # positional index of `train`
+# Their `train` argument (by position) must be False: in eval mode they are deterministic
+TRAINING_FLAG = {"aten::batch_norm": 5, "aten::dropout": 2, "aten::feature_dropout": 2,
+                 "aten::alpha_dropout": 2, "aten::feature_alpha_dropout": 2}
 HIGHER_ORDER = {"wrap_with_set_grad_enabled"}                  # torch.no_grad() in forward
 PYTHON = {operator.getitem}
 
@@ -147,7 +150,7 @@ def resolve(name, args: tuple, kwargs: dict):
         raise GraphRejected(f"forward uses {name[:80]}, which this lesson does not allow in a "
                             f"model (no file, random, in-place or look-up operations): build "
                             f"forward from layers, activations and arithmetic")
-    _allowed_call(target, args)
+    _allowed_call(target, args, kwargs)
     return target
 
 
@@ -158,10 +161,10 @@ def _allowed(node) -> None:
         return
     if isinstance(target, torch._ops.HigherOrderOperator) and target.name() in HIGHER_ORDER:
         return
-    _allowed_call(target, node.args)
+    _allowed_call(target, node.args, node.kwargs)
 
 
-def _allowed_call(target, args) -> None:
+def _allowed_call(target, args, kwargs) -> None:
     schema = getattr(target, "_schema", None)
     name = schema.name if schema is not None else str(target)
     if schema is not None and schema.is_mutable:
@@ -172,7 +175,9 @@ def _allowed_call(target, args) -> None:
                             f"(no file, random, in-place or look-up operations): build forward "
                             f"from layers, activations and arithmetic")
     flag = TRAINING_FLAG.get(name)
-    if flag is not None and len(args) > flag and args[flag] is True:
+    train = None if flag is None else (
+        args[flag] if len(args) > flag else kwargs.get(schema.arguments[flag].name))
+    if flag is not None and train is not False:  # True, or passed where it was not looked for
         raise GraphRejected(f"{name} runs in training mode in the exported model: the grader "
                             f"exports it after model.eval()")
 
