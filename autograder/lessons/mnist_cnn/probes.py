@@ -96,7 +96,7 @@ def probe_model_eval(ns: dict, paths: dict, secret: int) -> dict:
     main = model.main_program(modules, MODEL)
     data = model.gather(modules, main, MODEL)
     images = MODEL.images(fx.train_slice(0, 2 * fx.MODEL_BATCH)[0])
-    data["graph"] = part(lambda: graph.describe(main))
+    data["graph"] = part(lambda: graph.describe(main, images[:fx.MODEL_BATCH]))
     data["affine"] = part(lambda: model.midpoint(main, images[:fx.MODEL_BATCH],
                                                  images[fx.MODEL_BATCH:]))
     return data
