@@ -56,9 +56,10 @@ def detect(sub, wanted: str | None = None):
                          f"known lessons: {', '.join(REGISTRY)}")
     if wanted is not None:
         lesson = get(wanted)
-        if declared and declared != {wanted}:
+        others = declared - {wanted}  # (nbgrader puts back wanted's deleted check cells)
+        if others:
             raise UsageError(f"{sub.path.name} is a notebook of lesson "
-                             f"{' and '.join(sorted(declared))}, not of lesson {wanted}: was "
+                             f"{' and '.join(sorted(others))}, not of lesson {wanted}: was "
                              f"the right notebook handed in?")
         return lesson
     if len(declared) == 1:
