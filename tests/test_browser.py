@@ -30,7 +30,7 @@ STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]
 def work(tmp_path):
     """The student's copy, as `make student` makes it, trained for one epoch."""
     folder = tmp_path / "work"
-    [copy] = student.prepare(folder)
+    copy = student.prepare(folder)[0]  # lesson 01, which JupyterLab opens
     nb = nbformat.read(copy, as_version=4)
     [parameters] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     parameters.source = set_parameters(parameters.source, {"EPOCHS": 1})

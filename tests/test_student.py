@@ -13,15 +13,16 @@ LESSON = course.LESSONS[0]
 
 
 def test_prepare_copies_each_lesson_once_and_never_over_the_students_work(tmp_path):
-    [copy] = student.prepare(tmp_path)
-    assert copy == tmp_path / f"{LESSON}.ipynb"
+    copies = student.prepare(tmp_path)
+    assert copies == [tmp_path / f"{lesson}.ipynb" for lesson in course.LESSONS]
+    copy = copies[0]
     nb = nbformat.read(copy, as_version=4)
     assert "jupytext" not in nb.metadata  # a save writes no .py beside it
     nb.cells[0].source = "my notes"
     nbformat.write(nb, copy)
     assert student.prepare(tmp_path) == []
     assert nbformat.read(copy, as_version=4).cells[0].source == "my notes"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [copy.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(c.name for c in copies)
 
 
 def test_lab_opens_the_lesson_in_work_with_the_student_config_first(tmp_path):
