@@ -123,7 +123,9 @@ def test_a_student_fills_the_lesson_in_jupyterlab(notebook, work, tmp_path):
         if 'check("' in cell.source:
             assert [o.output_type for o in cell.outputs] == ["display_data"], cell.source
             assert "text/html" in cell.outputs[0].data
-    assert sorted(p.name for p in work.iterdir() if p.is_file()) == [copy.name]
+    # only the student's copies of the lessons, no .py beside them (a save pairs nothing)
+    assert sorted(p.name for p in work.iterdir() if p.is_file()) == \
+        sorted(f"{lesson}.ipynb" for lesson in course.LESSONS)
     assert {p: p.read_bytes() for p in (course.REPO / "lessons").iterdir()} == lessons_before
     run = tmp_path / "runs"  # MNIST_RUN_DIR: this run's folder
     assert set(FIGURES) <= {p.stem for p in run.glob("*.png")} and (run / "metrics.json").exists()
