@@ -136,3 +136,10 @@ def test_batch_with_started_children_gives_the_points_of_the_old_path(jail_isola
     old = rows(False, 1)
     assert rows(True, 1) == old
     assert rows(True, 2) == old
+
+
+def test_children_start_ahead_by_default_only_where_a_core_is_left_for_them():
+    from autograder.frontends.batch import starts_ahead
+
+    assert starts_ahead(1, cores=2) and starts_ahead(3, cores=8)
+    assert not starts_ahead(2, cores=2) and not starts_ahead(4, cores=2)
