@@ -4,6 +4,7 @@
 more than lesson 01's 5, as fit is not a gap here and the trained network is the lesson's proof.
 """
 from autograder.engine.checks import Check
+from autograder.lessons.common.model_checks import model_check
 from autograder.lessons.mnist_cnn import judges as j
 from autograder.lessons.mnist_cnn.judges import MIN_FIELD
 
@@ -39,15 +40,8 @@ CHECKS = (
           "model", "model", j.parameter_budget, MODEL,
           fail="the model holds more parameters than this lesson allows",
           success="within the lesson's budget of parameters"),
-    Check("batch_independence", "one image's output does not depend on the rest of the batch",
-          1, "model", "model", j.batch_independence, MODEL,
-          fail="outputs depend on the other images of the batch: never normalise over dim=0",
-          success="each image's output is independent of the other images in the batch"),
-    Check("logits_not_probabilities", "forward returns logits, not probabilities", 1,
-          "model", "model", j.logits_not_probabilities, MODEL,
-          fail="each output row sums to 1, so forward returns probabilities: remove the final "
-               "softmax — nn.CrossEntropyLoss applies (log-)softmax itself",
-          success="forward returns logits (rows do not sum to 1)"),
+    model_check("batch_independence", j.batch_independence, MODEL),
+    model_check("logits_not_probabilities", j.logits_not_probabilities, MODEL),
     Check("non_linear", "a non-linearity between the layers", 1,
           "model", "model", j.non_linear, MODEL,
           fail="the network is affine: add a ReLU after each convolution",
@@ -57,20 +51,9 @@ CHECKS = (
           "model", "model", j.pooling_keeps_the_digit, MODEL,
           fail="a pooling destroys the image: pool by 2 after each convolution",
           success="the poolings keep the digit's layout"),
-    Check("gradients_reach_all_parameters", "every parameter receives a non-zero gradient", 1,
-          "model", "model", j.gradients_reach_all_parameters, MODEL,
-          fail="some parameters receive no gradient (or only zeros): remove .detach()/.data "
-               "from forward and use every layer you define",
-          success="a non-zero loss gradient reaches every parameter"),
-    Check("initial_loss", "the loss at initialisation is near ln 10", 1,
-          "model", "model", j.initial_loss, MODEL,
-          fail="the initial loss is far from ln 10 ≈ 2.30: the untrained model should not be "
-               "confident",
-          success="the initial loss is near ln 10 ≈ 2.30"),
-    Check("finite_outputs", "no NaN or inf in the outputs", 1,
-          "model", "model", j.finite_outputs, MODEL,
-          fail="the model produces NaN or inf values",
-          success="outputs are finite for real, blank and white images"),
+    model_check("gradients_reach_all_parameters", j.gradients_reach_all_parameters, MODEL),
+    model_check("initial_loss", j.initial_loss, MODEL),
+    model_check("finite_outputs", j.finite_outputs, MODEL),
     # ---------------------------------------------------------------- hidden
     Check("min_test_accuracy", "trained by the lesson's fit, your MyCNN reaches the minimum "
           "test accuracy", 7, "hidden", "hidden", j.min_test_accuracy, MODEL, hidden=True,

@@ -3,6 +3,7 @@
 Points are the ones agreed for the CLI, the self-check cells and nbgrader (25 in all).
 """
 from autograder.engine.checks import Check
+from autograder.lessons.common.model_checks import model_check
 from autograder.lessons.mnist_dnn import accuracy as acc
 from autograder.lessons.mnist_dnn import judges as j
 
@@ -16,29 +17,11 @@ CHECKS = (
                "end with a layer of 10 outputs",
           success="(B, 10) logits for batches of 1, 7 and 64 and for (B, 28, 28), "
                   "(B, 1, 28, 28) and (B, 784) inputs"),
-    Check("batch_independence", "one image's output does not depend on the rest of the batch",
-          2, "model", "model", j.batch_independence, MODEL,
-          fail="outputs depend on the other images of the batch: never normalise over dim=0",
-          success="each image's output is independent of the other images in the batch"),
-    Check("logits_not_probabilities", "forward returns logits, not probabilities", 1,
-          "model", "model", j.logits_not_probabilities, MODEL,
-          fail="each output row sums to 1, so forward returns probabilities: remove the final "
-               "softmax — nn.CrossEntropyLoss applies (log-)softmax itself",
-          success="forward returns logits (rows do not sum to 1)"),
-    Check("gradients_reach_all_parameters", "every parameter receives a non-zero gradient", 1,
-          "model", "model", j.gradients_reach_all_parameters, MODEL,
-          fail="some parameters receive no gradient (or only zeros): remove .detach()/.data "
-               "from forward and use every layer you define",
-          success="a non-zero loss gradient reaches every parameter"),
-    Check("initial_loss", "the loss at initialisation is near ln 10", 1,
-          "model", "model", j.initial_loss, MODEL,
-          fail="the initial loss is far from ln 10 ≈ 2.30: the untrained model should not be "
-               "confident",
-          success="the initial loss is near ln 10 ≈ 2.30"),
-    Check("finite_outputs", "no NaN or inf in the outputs", 1,
-          "model", "model", j.finite_outputs, MODEL,
-          fail="the model produces NaN or inf values",
-          success="outputs are finite for real, blank and white images"),
+    model_check("batch_independence", j.batch_independence, MODEL, points=2),
+    model_check("logits_not_probabilities", j.logits_not_probabilities, MODEL),
+    model_check("gradients_reach_all_parameters", j.gradients_reach_all_parameters, MODEL),
+    model_check("initial_loss", j.initial_loss, MODEL),
+    model_check("finite_outputs", j.finite_outputs, MODEL),
     # ---------------------------------------------------------------- gap 2: fit
     Check("fit_returns_history", "fit returns the per-epoch history", 1,
           "fit", "fit", j.fit_returns_history, FIT,
