@@ -75,6 +75,9 @@ def jail_processes(uids) -> list[int]:
 
 
 def cli(*args, timeout=300, env=None):
+    """The CLI as an instructor runs it on files that may not say which lesson they are."""
+    if args[0] in ("grade", "batch") and "--lesson" not in args:
+        args = (*args, "--lesson", "01_mnist_dnn")
     return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
