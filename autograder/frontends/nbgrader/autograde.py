@@ -14,8 +14,8 @@ their last autograde is not graded again (the cache is DIR/autograde-cache.jsonl
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -157,6 +157,18 @@ def _pack(folder: Path, student: str) -> bytes:
 # --- back in the course folder: one student at a time --------------------------------------------
 
 
+# the grader's own refusals (a notebook of another lesson, an unreadable file, no jail): the
+# line that says why, whatever nbgrader logs after it
+GRADER_ERROR = re.compile(r"\b(UsageError|SubmissionError|SandboxError|NoJail): ")
+
+
+def what_failed(log: str) -> list[str]:
+    """The lines of nbgrader's log that say why a student's autograde failed."""
+    lines = [line.strip() for line in log.splitlines()]
+    ours = [line for line in lines if GRADER_ERROR.search(line)][-2:]
+    return ours or [line for line in lines if "ERROR" in line or "Error:" in line][-4:]
+
+
 def _merge(course_dir: Path, assignment: str, student: str, future) -> dict:
     """Record a finished task in the course: gradebook rows and autograded folder. When
     nbgrader failed, what it recorded is kept too, as a serial `autograde` would have."""
@@ -173,8 +185,7 @@ def _merge(course_dir: Path, assignment: str, student: str, future) -> dict:
         if result["returncode"] != 0:
             print(f"\nnbgrader autograde failed for {student} (exit {result['returncode']}):\n"
                   f"{result['log']}", file=sys.stderr)
-            said = [line.strip() for line in result["log"].splitlines()
-                    if "ERROR" in line or "Error:" in line][-4:]
+            said = what_failed(result["log"])
             raise RuntimeError(f"nbgrader autograde exited {result['returncode']}: "
                                + (" / ".join(said) or "see its log above"))
     except Exception as error:  # this student's failure, never the class's end
@@ -192,7 +203,8 @@ def _replace_autograded(course_dir: Path, student: str, packed: bytes) -> None:
         with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
             tar.extractall(incoming, filter="data")  # no link or path out of `incoming`
         shutil.rmtree(autograded / student, ignore_errors=True)
-        os.replace(Path(incoming) / student, autograded / student)
+        if (Path(incoming) / student).is_dir():  # else nbgrader's folder held no file
+            os.replace(Path(incoming) / student, autograded / student)
 
 
 def _private_gradebook(main_db: Path, student: str) -> bytes:

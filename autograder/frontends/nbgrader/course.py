@@ -168,8 +168,9 @@ def grade(assignment: str, course_dir=COURSE_DIR, workers=1, scheduler=None,
     for student, outcome in outcomes.items():  # generate_feedback rebuilds what is missing
         if not outcome["cached"]:
             shutil.rmtree(course_dir / "feedback" / student / assignment, ignore_errors=True)
-    nbgrader("generate_feedback", assignment, *(["--force"] if force else []),
-             course_dir=course_dir)
+    if any(not outcome["error"] for outcome in outcomes.values()):  # else nbgrader finds none
+        nbgrader("generate_feedback", assignment, *(["--force"] if force else []),
+                 course_dir=course_dir)
     for student, outcome in outcomes.items():
         if outcome["error"]:
             write_failure_feedback(course_dir, assignment, student, outcome["error"])
