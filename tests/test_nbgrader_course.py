@@ -77,3 +77,16 @@ def test_feedback_of_lesson_02_shows_its_checks_but_no_hidden_code(course):
         if not check.hidden:
             assert check.id in page
     assert 'check("hidden")' not in page
+
+
+def test_a_failed_students_reason_is_the_graders_own_line_of_the_log():
+    from autograder.frontends.nbgrader.autograde import what_failed
+
+    log = ("[AutogradeApp | ERROR] There was an error processing assignment: x\n"
+           "    autograder.engine.checks.UsageError: x.ipynb is a notebook of lesson 01_mnist_dnn,"
+           " not of lesson 02_mnist_cnn: was the right notebook handed in?\n"
+           "[AutogradeApp | ERROR] There was an error processing assignment 'a' for student 'b'\n"
+           "[AutogradeApp | ERROR] Please see the the above traceback for details\n"
+           "[AutogradeApp | ERROR] Error: more noise\n" * 2)
+    assert what_failed(log)[-1].startswith("autograder.engine.checks.UsageError: x.ipynb is a")
+    assert what_failed("[X | ERROR] kernel died\nok\n") == ["[X | ERROR] kernel died"]
