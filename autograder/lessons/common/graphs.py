@@ -134,9 +134,9 @@ def resolve(name, args: tuple, kwargs: dict):
     if not isinstance(name, str):
         raise GraphRejected("the exported model names an operator oddly")
     kind, _, op = name.partition("::")
-    if kind == "python" and op in plaingraph.PYTHON_OPERATORS \
-            and plaingraph.PYTHON_OPERATORS[op] in PYTHON:
-        return plaingraph.PYTHON_OPERATORS[op]
+    python = {f.__name__: f for f in PYTHON}
+    if kind == "python" and op in python:
+        return python[op]
     if kind == "hop" and op in HIGHER_ORDER:
         return plaingraph.set_grad_enabled_region
     base, _, overload = op.partition(".")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import struct
 
 import torch
@@ -376,5 +375,3 @@ def set_grad_enabled_region(enabled, body, *inputs):
     with torch.set_grad_enabled(enabled):
         return body(*inputs)
 
-
-PYTHON_OPERATORS = {"getitem": operator.getitem}
