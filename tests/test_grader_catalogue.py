@@ -4,31 +4,19 @@ everything, and adversarial submissions are contained.
 
 The whole catalogue is graded once, two submissions at a time (~3 min on two cores).
 """
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from autograder.engine.grading import grade
-from autograder.engine.sandbox import Limits
 from submissions.catalogue import VARIANTS, write
+from submissions.grading import grade_variants, messages
 
 NAMES = [v.name for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("catalogue")
-
-    def one(variant):
-        path = write(variant.name, folder)
-        return grade(path, public_only=variant.hidden is None, limits=Limits(**variant.limits))
-
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip(NAMES, pool.map(one, VARIANTS)))
-
-
-def messages(report) -> str:
-    return "\n".join(r.summary() for r in report.results)
+    return grade_variants(VARIANTS, write, tmp_path_factory.mktemp("catalogue"))
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=NAMES)

@@ -5,7 +5,6 @@ CNN on 60,000 images); the catalogue is graded two submissions at a time.
 """
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -13,29 +12,18 @@ from torch import nn
 
 from autograder.engine.checks import UsageError
 from autograder.engine.grading import grade
-from autograder.engine.sandbox import Limits
 from autograder.lessons import mnist_cnn
 from autograder.lessons.common import graphs
 from submissions.catalogue import write as write_lesson_01
 from submissions.cnn_catalogue import VARIANTS, write
+from submissions.grading import grade_variants, messages
 
 NAMES = [v.name for v in VARIANTS]
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, jail_isolation):
-    folder = tmp_path_factory.mktemp("cnn_catalogue")
-
-    def one(variant):
-        path = write(variant.name, folder)
-        return grade(path, public_only=variant.hidden is None, limits=Limits(**variant.limits))
-
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip(NAMES, pool.map(one, VARIANTS)))
-
-
-def messages(report) -> str:
-    return "\n".join(r.summary() for r in report.results)
+    return grade_variants(VARIANTS, write, tmp_path_factory.mktemp("cnn_catalogue"))
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=NAMES)
