@@ -198,6 +198,8 @@ class Sandbox:
             reply = _ready(self._receive(deadline, self.limits.startup_s))
         self.startup_seconds += time.monotonic() - waiting  # a child started early costs less
         if "error" in reply:
+            if reply["error"]["type"] == "Timeout" and deadline == self.deadline:
+                reply["error"] = {"type": "Budget", "limit": self.limits.budget_s}
             self.start_error = dict(reply["error"], phase="loading")
             self._kill()
             return self.start_error
