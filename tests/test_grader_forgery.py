@@ -278,3 +278,29 @@ def test_a_model_that_behaves_differently_while_exported_fails_the_model_checks(
     report = grade_namespace({"MyModel": OnlyWhenExported}, "01_mnist_dnn", only="model")
     assert report.score == 0
     assert all("other outputs once exported" in r.message for r in report.results)
+
+
+def test_the_probe_nets_weights_do_not_depend_on_other_grading_threads():
+    """The replay starts from the ProbeNet's initial weights. They were drawn from torch's
+    global generator after seeding it, so a second grading thread building a model at the same
+    moment changed them: a correct fit then lost 3 points ("the parameters changed outside
+    optimizer.step()") in `batch --workers 2`. Now they come from a generator of their own."""
+    from autograder.lessons.common import fixtures as fx
+
+    expected = [p.clone() for p in fx.probe_body().parameters()]
+    stop = []
+
+    def draw():
+        while not stop:
+            torch.manual_seed(0)
+            nn.Linear(784, 32)
+
+    with ThreadPoolExecutor(2) as pool:
+        noise = pool.submit(draw)
+        try:
+            bodies = [fx.probe_body() for _ in range(200)]
+        finally:
+            stop.append(True)
+        noise.result()
+    for body in bodies:
+        assert all(torch.equal(p, q) for p, q in zip(body.parameters(), expected))

@@ -4,6 +4,8 @@ sides rebuild identical inputs from the seeds below.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -119,11 +121,19 @@ class FixedDropout(nn.Module):
 
 
 def probe_body() -> nn.Sequential:
-    """The ProbeNet's layers with their initial weights: the same in every process."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(PROBE_NET_SEED)
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), FixedDropout(32),
-                             nn.Linear(32, 10))
+    """The ProbeNet's layers with their initial weights: the same in every process and every
+    thread. They are drawn from a generator of their own (the values nn.Linear's own
+    initialisation draws after torch.manual_seed(PROBE_NET_SEED)), never from torch's global
+    one, which another grading thread may seed or draw from at the same time."""
+    body = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), FixedDropout(32),
+                         nn.Linear(32, 10))
+    generator = torch.Generator().manual_seed(PROBE_NET_SEED)
+    with torch.no_grad():
+        for layer in (body[1], body[4]):
+            bound = 1 / math.sqrt(layer.in_features)  # kaiming_uniform_(a=sqrt(5)), as Linear
+            layer.weight.uniform_(-bound, bound, generator=generator)
+            layer.bias.uniform_(-bound, bound, generator=generator)
+    return body
 
 
 class ProbeNet(nn.Module):
