@@ -303,27 +303,41 @@ class Jail:
             spaces += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.gid)]
         return spaces
 
-    def _filesystem(self) -> list[str]:
-        args = []
+    def layout(self) -> list[tuple]:
+        """The jail's whole filesystem, in order, as plain steps: ("symlink", target, path),
+        ("ro", path), ("rw", path), ("dir", path), ("proc", "/proc"), ("dev", "/dev") and
+        ("tmpfs", path, megabytes). bwrap builds it (`command`), and so does a child forked by
+        the fork server (`zygote`): one list, one view."""
+        steps = []
         for path in SYSTEM_DIRS:
             if os.path.islink(path):
-                args += ["--symlink", os.readlink(path), path]
+                steps.append(("symlink", os.readlink(path), path))
             elif os.path.isdir(path):
-                args += ["--ro-bind", path, path]
-        for path in SYSTEM_FILES:
-            if os.path.exists(path):
-                args += ["--ro-bind", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += self._tmpfs("/tmp", self.tmp_mb) + self._tmpfs("/dev/shm", SHM_MB)
+                steps.append(("ro", path))
+        steps += [("ro", path) for path in SYSTEM_FILES if os.path.exists(path)]
+        steps += [("proc", "/proc"), ("dev", "/dev"), ("tmpfs", "/tmp", self.tmp_mb),
+                  ("tmpfs", "/dev/shm", SHM_MB)]
         made = {"/tmp", "/dev"}  # the grader's files may lie in /tmp: bound over the tmpfs
         for path in sorted(set(python_paths()) | {str(f) for f in self.files}):
-            args += _parents(path, made) + ["--ro-bind", path, path]
+            steps += [("dir", folder) for folder in _parents(path, made)] + [("ro", path)]
         for path in map(str, self.writable):
-            args += _parents(path, made) + ["--bind", path, path]
-        return args
+            steps += [("dir", folder) for folder in _parents(path, made)] + [("rw", path)]
+        return steps
 
-    def _tmpfs(self, where: str, megabytes: int) -> list[str]:
-        return ["--size", str(megabytes * 2 ** 20), "--perms", "1777", "--tmpfs", where]
+    def _filesystem(self) -> list[str]:
+        args = []
+        for kind, path, *rest in self.layout():
+            if kind == "symlink":
+                args += ["--symlink", path, rest[0]]
+            elif kind in ("ro", "rw"):
+                args += ["--ro-bind" if kind == "ro" else "--bind", path, path]
+            elif kind == "dir":
+                args += ["--perms", "0755", "--dir", path]
+            elif kind == "tmpfs":
+                args += ["--size", str(rest[0] * 2 ** 20), "--perms", "1777", "--tmpfs", path]
+            else:  # proc, dev
+                args += [f"--{kind}", path]
+        return args
 
     def env(self) -> dict:
         """The jail's whole environment: the allow-list, the grader's own packages first on
@@ -343,15 +357,16 @@ class Jail:
 
 
 def _parents(path: str, made: set) -> list[str]:
-    """bwrap creates missing parent folders 0700: make them 0755 so the jail's uid can pass."""
-    args = []
+    """The parent folders of `path` not made yet (bwrap would create them 0700: the layout
+    makes them 0755 so that the jail's uid can pass)."""
+    folders = []
     parts = Path(path).parent.parts
     for i in range(2, len(parts) + 1):
         folder = str(Path(*parts[:i]))
         if folder not in made:
             made.add(folder)
-            args += ["--perms", "0755", "--dir", folder]
-    return args
+            folders.append(folder)
+    return folders
 
 
 def package_root() -> Path:
