@@ -3,16 +3,22 @@
 Each test runs a few lines of plain Python in a jail (no torch: ~0.1 s each) and checks the
 outcome from outside. In CI the jail must exist: these tests fail there, not skip, without it.
 """
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from autograder.engine import jail as jails
+from autograder.engine import zygote
+from autograder.engine.wire import FrameReader
 from autograder.lessons.common.datacache import split_files, verify
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,16 +29,77 @@ def found(jail_isolation):
     return jail_isolation
 
 
-def run_jailed(found, code: str, memory_mb: int = 512, files=(), timeout=60, env=None):
-    """Run `code` in a fresh jail; return (CompletedProcess, the jail)."""
-    jail = jails.Jail(found, memory_mb, files=files, extra_env=env)
-    try:
-        done = subprocess.run(jail.command([sys.executable, "-c", textwrap.dedent(code)]),
-                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                              timeout=timeout)
-        return done, jail
-    finally:
-        jail.destroy()
+@pytest.fixture(scope="module", params=["bwrap", "fork server"])
+def runner(request, found):
+    """Every test runs twice: in a bubblewrap jail, and in a child of the fork server
+    (engine/zygote.py), which must give the same view and the same bounds."""
+    if request.param == "bwrap":
+        yield None
+        return
+    why = zygote.unsupported(found)
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs as root with writable cgroups: the fork server must run ({why})")
+        pytest.skip(f"no fork server here: {why}")
+    server = zygote.Zygote("01_mnist_dnn")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def run_jailed(found, runner):
+    """run(code, memory_mb=512, files=(), timeout=60, env=None): run `code` in a fresh jail;
+    return (CompletedProcess, the jail)."""
+    def run(code: str, memory_mb: int = 512, files=(), timeout=60, env=None):
+        jail = jails.Jail(found, memory_mb, files=files, extra_env=env)
+        try:
+            if runner is None:
+                done = subprocess.run(jail.command([sys.executable, "-c", textwrap.dedent(code)]),
+                                      env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                                      text=True, timeout=timeout)
+            else:
+                done = run_forked(runner, jail, textwrap.dedent(code), timeout)
+            return done, jail
+        finally:
+            jail.destroy()
+
+    return run
+
+
+def run_forked(server, jail, code: str, timeout: float) -> subprocess.CompletedProcess:
+    """`code` as the one statement of a submission defined by a child of the fork server
+    (an error while defining it is the child's stderr and exit code 1, as `python -c`'s)."""
+    folder = Path(tempfile.mkdtemp(prefix="zygote-test-"))
+    plan = folder / "plan.json"
+    plan.write_text(json.dumps({"filename": "<test>", "statements": [
+        {"lineno": 1, "source": code, "names": ["<code>"]}]}))
+    jail.files += (folder,)
+    jail.give(folder)
+    req_r, req_w = os.pipe()
+    res_r, res_w = os.pipe()
+    proc = zygote.spawn_child(server, jail, "student", 0, {}, req_r, res_w)
+    os.close(req_r)
+    os.close(res_w)
+    load = {"kind": "load", "plan": str(plan), "probes": "autograder.lessons.mnist_dnn.probes"}
+    os.write(req_w, (json.dumps(load) + "\n").encode())
+    os.close(req_w)  # after defining the code, the child finds no request and ends
+    reader, frames = FrameReader(), []
+    end = time.monotonic() + timeout
+    while len(frames) < 2 and time.monotonic() < end:
+        data = os.read(res_r, 65536)
+        if not data:
+            break
+        reader.feed(data)
+        while (frame := reader.pop()) is not None:
+            frames.append(frame)
+    os.close(res_r)
+    code = proc.wait(max(1.0, end - time.monotonic()))
+    stdout, stderr = proc.stdout.read().decode(), proc.stderr.read().decode()
+    errors = frames[1].get("errors") if len(frames) > 1 else None
+    if errors:
+        stderr, code = stderr + json.dumps(errors), code or 1
+    shutil.rmtree(folder, ignore_errors=True)
+    return subprocess.CompletedProcess("fork server", code, stdout, stderr)
 
 
 def test_ci_has_a_jail():
@@ -43,10 +110,10 @@ def test_ci_has_a_jail():
         assert isolation.cgroup, "CI runs as root on a machine with writable cgroups"
 
 
-def test_jail_sees_python_and_the_grader_only(found, tmp_path):
+def test_jail_sees_python_and_the_grader_only(run_jailed, found, tmp_path):
     secret = tmp_path / "classmate.py"
     secret.write_text("the classmate's answer")
-    done, _ = run_jailed(found, f"""
+    done, _ = run_jailed(f"""
         import os
         repo = {str(REPO)!r}
         print(sorted(os.listdir(repo)))
@@ -63,9 +130,9 @@ def test_jail_sees_python_and_the_grader_only(found, tmp_path):
     assert "imports ok" in done.stdout
 
 
-def test_jail_gets_the_training_split_only_and_read_only(found):
+def test_jail_gets_the_training_split_only_and_read_only(run_jailed, found):
     files = split_files()
-    done, _ = run_jailed(found, f"""
+    done, _ = run_jailed(f"""
         import os
         train, test = {str(files["train"])!r}, {str(files["test"])!r}
         print(os.path.exists(train), os.path.exists(test))
@@ -80,20 +147,20 @@ def test_jail_gets_the_training_split_only_and_read_only(found):
     assert verify(files["train"])
 
 
-def test_environment_is_an_allow_list(found, monkeypatch):
+def test_environment_is_an_allow_list(run_jailed, found, monkeypatch):
     monkeypatch.setenv("INSTRUCTOR_API_TOKEN", "s3cr3t-token")
-    done, _ = run_jailed(found, "import os; print(dict(os.environ))")
+    done, _ = run_jailed("import os; print(dict(os.environ))")
     assert "s3cr3t-token" not in done.stdout and "INSTRUCTOR_API_TOKEN" not in done.stdout
     assert set(eval(done.stdout)) <= set(jails.ENV) | {"PWD", "PYTHONPATH"}  # bwrap sets PWD
 
 
-def test_no_network(found):
+def test_no_network(run_jailed, found):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
     try:
-        done, _ = run_jailed(found, f"""
+        done, _ = run_jailed(f"""
             import socket
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=2)
@@ -106,8 +173,8 @@ def test_no_network(found):
     assert "no network" in done.stdout, done.stdout + done.stderr
 
 
-def test_own_uid_and_pid_namespace_cannot_reach_the_grader(found):
-    done, jail = run_jailed(found, f"""
+def test_own_uid_and_pid_namespace_cannot_reach_the_grader(run_jailed, found):
+    done, jail = run_jailed(f"""
         import os, signal
         print(os.getuid(), os.getppid())
         try:
@@ -125,10 +192,10 @@ def test_own_uid_and_pid_namespace_cannot_reach_the_grader(found):
     assert max(eval(done.stdout.splitlines()[-1])) < 10
 
 
-def test_nothing_survives_the_jail(found):
+def test_nothing_survives_the_jail(run_jailed, found):
     """A grandchild in a session of its own, reparented (CLONE_PARENT-like), and a process
     that keeps forking and exiting: all gone with the jail."""
-    done, jail = run_jailed(found, """
+    done, jail = run_jailed("""
         import os, time
         if os.fork() == 0:
             os.setsid()
@@ -156,8 +223,8 @@ def _uid(pid):
         return None
 
 
-def test_processes_are_bounded(found):
-    done, _ = run_jailed(found, """
+def test_processes_are_bounded(run_jailed, found):
+    done, _ = run_jailed("""
         import os, time
         n = 0
         try:
@@ -168,15 +235,15 @@ def test_processes_are_bounded(found):
                 n += 1
         except OSError as error:
             print("stopped at", n)
-    """)
+    """, memory_mb=4096)  # a fork server's child has torch imported: each fork costs more
     assert "stopped at" in done.stdout, done.stdout + done.stderr
     assert int(done.stdout.split()[-1]) <= jails.PROCESSES
 
 
-def test_shared_memory_counts_against_the_memory_bound(found):
+def test_shared_memory_counts_against_the_memory_bound(run_jailed, found):
     if not found.cgroup:
         pytest.skip("no writable cgroup here: shared memory is bounded by polling only")
-    done, jail = run_jailed(found, """
+    done, jail = run_jailed("""
         import mmap
         m = mmap.mmap(-1, 1500 * 2 ** 20, flags=mmap.MAP_SHARED)
         for i in range(0, len(m), 4096):
@@ -187,9 +254,9 @@ def test_shared_memory_counts_against_the_memory_bound(found):
     assert done.returncode != 0
 
 
-def test_tmp_and_shm_are_private_and_capped(found):
+def test_tmp_and_shm_are_private_and_capped(run_jailed, found):
     before = {where: set(os.listdir(where)) for where in ("/tmp", "/dev/shm")}
-    done, _ = run_jailed(found, """
+    done, _ = run_jailed("""
         import os
         for where in ("/tmp", "/dev/shm"):
             written = 0

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.engine import jail as jails
+from autograder.engine import zygote as zygotes
 from autograder.engine.lesson import DATA_ENV, resolve
 from autograder.engine.wire import FrameReader, MalformedFrame
 
@@ -79,9 +80,13 @@ class Sandbox:
     """The child (jailed where possible) that runs one submission's probes, or none of its
     code at all with CLEAN_PLAN. Files handed to it go in `workdir`, which it can read."""
 
-    def __init__(self, plan: dict | None, lesson, limits: Limits | None = None):
-        """`plan` None: a student's jail started ahead of need, told its plan by `assign`."""
+    def __init__(self, plan: dict | None, lesson, limits: Limits | None = None,
+                 zygote=None):
+        """`plan` None: a student's jail started ahead of need, told its plan by `assign`.
+        `zygote` (a `zygote.Zygote`): its children are forked from that fork server, each in a
+        jail of its own, instead of each starting Python and torch anew in bubblewrap."""
         self.lesson, self.limits = resolve(lesson), limits or Limits()
+        self.zygote = zygote
         self.role = "clean" if (plan or {}).get("clean") else "student"
         self.isolation = jails.require(untrusted_ok=not self.limits.require_jail)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
@@ -131,11 +136,23 @@ class Sandbox:
             cmd, env = self.jail.command(argv + [str(data_mb)]), {"PATH": jails.ENV["PATH"]}
         else:
             cmd, env = argv + [str(self._data_limit(data))], {**self._process_env(), **env}
-        self.proc = subprocess.Popen(cmd, pass_fds=(req_r, res_w), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=self.workdir, env=env, start_new_session=True)
-        os.close(req_r)
-        os.close(res_w)
+        try:
+            self.proc = None
+            if self.zygote is not None and self.jail is not None:
+                try:
+                    self.proc = zygotes.spawn_child(self.zygote, self.jail, self.role, data_mb,
+                                                    {DATA_ENV: os.pathsep.join(data)}, req_r,
+                                                    res_w)
+                except OSError:  # the fork server is gone: this child starts as it would
+                    self.zygote = None  # without one (the grader's trouble, not the student's)
+            if self.proc is None:
+                self.proc = subprocess.Popen(cmd, pass_fds=(req_r, res_w),
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, cwd=self.workdir, env=env,
+                                             start_new_session=True)
+        finally:
+            os.close(req_r)
+            os.close(res_w)
         self.reader = FrameReader()
         self.tails = (Tail(self.proc.stdout), Tail(self.proc.stderr))
         self.ready = self.started = False

@@ -133,20 +133,31 @@ def serve(requests, res_fd: int, probes: dict, ns: dict) -> None:
 
 def main(argv: list[str]) -> int:
     req_fd, res_fd, role, data_mb = argv
-    res_fd = int(res_fd)
     limit_resources(int(data_mb))
     become_subreaper()
     faulthandler.enable()  # a crash prints its Python traceback: the instructor's details
     import torch
 
+    prepare(torch, role)
+    return submission(int(req_fd), int(res_fd), role)
+
+
+def prepare(torch, role: str) -> None:
+    """Everything a child does before it may learn its submission (the fork server does it
+    once for all its children, see `zygote`)."""
     torch.set_num_threads(1)
     if role != "clean":
         warm_up(torch)
+    from autograder.engine import probing, wire  # noqa: F401 -- imported ahead of the clock
+
+
+def submission(req_fd: int, res_fd: int, role: str) -> int:
+    """Say "started", read which submission to define, define it, answer its probes."""
     from autograder.engine import probing
     from autograder.engine.wire import write_frame
 
     write_frame(res_fd, {"kind": "started"})
-    requests = os.fdopen(int(req_fd), "rb")
+    requests = os.fdopen(req_fd, "rb")
     load = json.loads(requests.readline())
     with open(load["plan"]) as f:
         plan = json.load(f)
