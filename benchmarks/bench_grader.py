@@ -4,13 +4,15 @@
     python benchmarks/bench_grader.py --nbgrader      # serial nbgrader vs nbcourse --workers
     python benchmarks/bench_grader.py --calibrate     # hidden check over 5 seeds
     python benchmarks/bench_grader.py --median 5      # grading time per submission, median
-    python benchmarks/bench_grader.py --no-dask --count 12   # local pool: as before vs ahead
+    python benchmarks/bench_grader.py --no-dask --count 12   # local pool only
 
 Batch throughput is measured in one run for the local pool as before (each submission starts
-its children when it comes), the local pool with children started ahead of need (the default,
-engine/warm.py) and a local Dask cluster (distributed.LocalCluster, one single-threaded worker
-process each), with 1 and 2 workers; then the ratio "started ahead / as before", the load
-average (the machine may be shared) and where a submission's time goes.
+its children in bubblewrap when it comes), the local pool with children started ahead of need
+(engine/warm.py), the local pool with children forked by a fork server (engine/zygote.py, the
+default where it can run) and a local Dask cluster (distributed.LocalCluster, one
+single-threaded worker process each; each worker starts a fork server of its own where it can),
+with 1 and 2 workers; then the ratios against "as before" and 2 workers / 1, the load average
+(the machine may be shared) and where a submission's time goes.
 
 Prints figures; it is a benchmark, never run by the test suite.
 """
@@ -80,7 +82,9 @@ def make_class(count: int) -> Path:
     return folder
 
 
-ENGINES = ("local pool, as before", "local pool, started ahead", "Dask LocalCluster")
+ENGINES = ("local pool, as before", "local pool, started ahead", "local pool, fork server",
+           "Dask LocalCluster")
+CHILDREN = {ENGINES[0]: "each", ENGINES[1]: "ahead", ENGINES[2]: "fork"}
 
 
 def throughput(count: int, engines=ENGINES) -> None:
@@ -100,9 +104,14 @@ def throughput(count: int, engines=ENGINES) -> None:
                   f"{load:.2f} before, {os.getloadavg()[0]:.2f} after)", flush=True)
             print(f"  per submission, mean: {_where_time_goes(results)}", flush=True)
     for workers in (1, 2):
-        if (ENGINES[0], workers) in rates and (ENGINES[1], workers) in rates:
-            print(f"{workers} worker(s): started ahead / as before = "
-                  f"{rates[ENGINES[1], workers] / rates[ENGINES[0], workers]:.2f}")
+        for engine in ENGINES[1:]:
+            if (ENGINES[0], workers) in rates and (engine, workers) in rates:
+                print(f"{workers} worker(s): {engine} / as before = "
+                      f"{rates[engine, workers] / rates[ENGINES[0], workers]:.2f}")
+    for engine in ENGINES:
+        if (engine, 1) in rates and (engine, 2) in rates:
+            print(f"{engine}: 2 workers / 1 worker = "
+                  f"{rates[engine, 2] / rates[engine, 1]:.2f}")
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
 
@@ -123,7 +132,7 @@ def _engine(engine: str, workers: int):
     """grade_folder's options for `engine`; a Dask cluster is started (and its workers have
     imported the grader) before the clock starts."""
     if engine.startswith("local pool"):
-        yield {"workers": workers, "warm": engine == ENGINES[1]}
+        yield {"workers": workers, "children": CHILDREN[engine]}
         return
     from distributed import Client, LocalCluster
 
@@ -197,7 +206,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--count", type=int, default=8, help="submissions in the batch")
     parser.add_argument("--no-dask", action="store_true",
-                        help="throughput of the local pool only (as before vs started ahead)")
+                        help="throughput of the local pool only (as before, started ahead, "
+                             "fork server)")
     parser.add_argument("--nbgrader", action="store_true",
                         help="only: serial nbgrader autograde vs nbcourse grade --workers 1, 2")
     parser.add_argument("--median", type=int, default=0, metavar="N",
@@ -214,7 +224,7 @@ def main() -> None:
         per_submission(solution, args.median)
         return
     per_check(solution)
-    throughput(args.count, ENGINES[:2] if args.no_dask else ENGINES)
+    throughput(args.count, ENGINES[:3] if args.no_dask else ENGINES)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def test_one_submission_cannot_reach_the_next_through_its_clean_child(jail_isola
     assert verdicts(after_rejected) == verdicts(alone)
 
 
-def test_batch_with_started_children_gives_the_points_of_the_old_path(jail_isolation,
+def test_batch_gives_the_same_points_however_its_children_start(jail_isolation,
                                                                       tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
@@ -127,15 +127,17 @@ def test_batch_with_started_children_gives_the_points_of_the_old_path(jail_isola
         write(name, folder)
     (folder / "empty.py").write_text("x = 1\n")
 
-    def rows(warm: bool, workers: int) -> list:
-        out = tmp_path / f"{warm}-{workers}" / "grades.csv"
+    def rows(children: str, workers: int) -> list:
+        out = tmp_path / f"{children}-{workers}" / "grades.csv"
         out.parent.mkdir()
-        results = grade_folder(folder, out, workers=workers, warm=warm, force=True)
+        results = grade_folder(folder, out, workers=workers, children=children, force=True)
         return [{k: v for k, v in r["row"].items() if k != "seconds"} for r in results]
 
-    old = rows(False, 1)
-    assert rows(True, 1) == old
-    assert rows(True, 2) == old
+    old = rows("each", 1)
+    assert rows("ahead", 1) == old
+    assert rows("ahead", 2) == old
+    assert rows("fork", 1) == old
+    assert rows("fork", 2) == old
 
 
 def test_children_start_ahead_by_default_only_where_a_core_is_left_for_them():

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,14 +72,14 @@ def cache_path(out) -> Path:
 
 def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | None = None,
                  force: bool = False, class_report=None, lesson: str | None = None,
-                 limits: Limits | None = None, warm: bool | None = None) -> list[dict]:
+                 limits: Limits | None = None, children: str | None = None) -> list[dict]:
     """Grade every submission in `folder` not graded before with the same content (all of them
     with `force`); write the CSV `out`, one feedback file each and the optional class report.
     Returns one result per student (see `grade_payload`), with "cached" telling which were
     reused from `<out>.cache.jsonl`. Without `lesson`, the one lesson the notebooks declare;
-    a notebook of another lesson gets an error row, never another lesson's checks. `warm`:
-    here, start each submission's children ahead of need (False: when it comes, as before;
-    None: only where a core is left for it, see `starts_ahead`)."""
+    a notebook of another lesson gets an error row, never another lesson's checks.
+    `children`, how each submission gets its two child processes (see `CHILDREN`; None: the
+    fastest this machine allows, see `default_children`)."""
     feedback = Path(feedback or Path(out).with_name(Path(out).stem + "-feedback"))
     submissions = find_submissions(folder, ignore=[feedback])
     if not submissions:
@@ -96,7 +97,7 @@ def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | 
             results[student] = {**cached, "cached": True}
         else:
             todo.append((student, path, note))
-    for result in _grade_all(todo, folder, context, workers, scheduler, warm):
+    for result in _grade_all(todo, folder, context, workers, scheduler, children):
         if result.pop("cacheable"):
             cache.add(result["student"], result.pop("key"), result)
         results[result["student"]] = {**result, "cached": False}
@@ -142,12 +143,17 @@ def _key(payload: dict) -> str:
     return gradecache.key(payload["data"], **{k: v for k, v in payload.items() if k != "data"})
 
 
-def grade_payload(payload: dict, warm=None) -> dict:
+def grade_payload(payload: dict, warm=None, children: str = "each") -> dict:
     """Grade one submission where this runs (a thread here, or a Dask worker): plain data in,
     plain data out. Never raises: a failure is this student's result, never the batch's end.
-    `warm` (here only): a pool of children started ahead of need (engine/warm.py)."""
+    `warm`: where the children come from (a warm.Warm pool or a zygote.Forks); else with
+    `children` "fork", the fork server of this process (a Dask worker's), started once."""
     start = time.perf_counter()
     student, note = payload["student"], payload["note"]
+    if warm is None and children == "fork":
+        from autograder.engine import zygote
+
+        warm = zygote.shared(payload["lesson"], Limits(**payload["limits"]))
     try:
         with tempfile.TemporaryDirectory(prefix="autograder-") as private:
             graded = _grade_bytes(payload, Path(private), warm)
@@ -185,6 +191,25 @@ def _grade_bytes(payload: dict, private: Path, warm=None):
 # --- the tasks run in a local pool or on a Dask cluster (pool.py) -------------------------------
 
 
+CHILDREN = {
+    "fork": "forked from one fork server per grading process (torch imported once), each in "
+            "a jail of its own: the fastest; needs root and a writable cgroup (engine/zygote.py)",
+    "ahead": "started in bubblewrap ahead of need by a background thread (engine/warm.py)",
+    "each": "started in bubblewrap when the submission comes",
+}
+
+
+def default_children(workers: int, scheduler: str | None = None,
+                     cores: int | None = None) -> str:
+    """The fork server where it can run (here, or on each Dask worker, which checks again);
+    else children started ahead where a core is left for them (see `starts_ahead`)."""
+    from autograder.engine import zygote
+
+    if not zygote.unsupported():
+        return "fork"
+    return "ahead" if starts_ahead(workers, cores) and not scheduler else "each"
+
+
 def starts_ahead(workers: int, cores: int | None = None) -> bool:
     """Whether children started ahead pay off: only with a core the grading threads leave
     free. Measured on 2 cores (benchmarks/bench_grader.py --no-dask, quiet machine): 1 worker
@@ -194,33 +219,54 @@ def starts_ahead(workers: int, cores: int | None = None) -> bool:
 
 
 def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str | None,
-               warm: bool | None = None):
+               children: str | None = None):
     """Yield one result per (student, path, note) of `todo`, as they finish."""
     chosen = {student: (path, note) for student, path, note in todo}
 
     def prepare(student):
         return _payload(student, *chosen[student], folder, context)
 
-    if warm is None:
-        warm = starts_ahead(workers)
-    ahead = workers if warm and not scheduler else 0
-    with _warm(context, ahead, len(todo)) as started:
-        task = functools.partial(grade_payload, warm=started) if started else grade_payload
+    children = children or default_children(workers, scheduler)
+    if children not in CHILDREN:
+        raise UsageError(f"children: one of {', '.join(CHILDREN)}, not {children!r}")
+    local = None if scheduler or not todo else children  # a cluster's workers start their own
+    with _source(context, local, workers, len(todo)) as source:
+        task = functools.partial(grade_payload, warm=source, children=children)
         for student, future in pool.run(task, list(chosen), prepare, workers, scheduler):
             yield _result(future, student)
 
 
-def _warm(context: dict, workers: int, count: int):
-    """Here (not on a cluster): a jail and a clean child started ahead for each of `workers`
-    grading threads, each serving one submission (see engine/warm.py); else no pool."""
+def _source(context: dict, children: str | None, workers: int, count: int):
+    """Here: the fork server, or a jail and a clean child started ahead for each of `workers`
+    grading threads (see engine/warm.py); else (each, or on a cluster) nothing."""
+    from autograder.engine import zygote
     from autograder.engine.warm import Warm
 
-    if not workers or not count:
-        return contextlib.nullcontext()
     try:
-        return Warm(context["lesson"], Limits(**context["limits"]), workers, expected=count)
+        limits = Limits(**context["limits"])
+        if children == "fork":
+            return _forks(zygote.Forks(context["lesson"], limits))
+        if children == "ahead":
+            return Warm(context["lesson"], limits, workers, expected=count)
     except UsageError:  # an unknown lesson: each submission's row says so
-        return contextlib.nullcontext()
+        pass
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _forks(forks):
+    """The fork server, or None (each child starts in bubblewrap) where it cannot start."""
+    try:
+        forks.__enter__()
+    except OSError as error:
+        print(f"the fork server could not start ({error}): each child starts on its own",
+              file=sys.stderr)
+        yield None
+        return
+    try:
+        yield forks
+    finally:
+        forks.close()
 
 
 def _result(future, student: str) -> dict:

@@ -47,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
                             "last run (kept in <out>.cache.jsonl)")
     batch.add_argument("--feedback", help="folder for per-student feedback (default: "
                                           "<out>-feedback next to the CSV)")
+    batch.add_argument("--children", choices=["fork", "ahead", "each"],
+                       help="how each submission's two jailed processes start: fork (from a "
+                            "fork server, torch imported once; needs root and a writable "
+                            "cgroup), ahead (in bubblewrap, before they are needed) or each "
+                            "(in bubblewrap, when needed) [default: the fastest available]")
     for command in (grade, batch):
         command.add_argument("--lesson", choices=lessons.ids(),
                              help="the lesson to grade as (default: the one the notebook "
@@ -131,7 +136,8 @@ def batch_command(args) -> int:
         jail.require(untrusted_ok=args.no_jail)
     results = grade_folder(args.folder, args.out, workers=args.workers, feedback=args.feedback,
                            scheduler=args.scheduler, force=args.force,
-                           class_report=args.report, lesson=args.lesson, limits=limits)
+                           class_report=args.report, lesson=args.lesson, limits=limits,
+                           children=args.children)
     broken = [r["student"] for r in results if r["row"].get("error")]
     reused = sum(r["cached"] for r in results)
     print(f"graded {len(results) - len(broken)} of {len(results)} submissions → {args.out} "
