@@ -47,7 +47,7 @@ lessons: venv  ## regenerate lessons/ from solutions/
 	$(PY) -m autograder.authoring.course lessons
 
 nbgrader: venv  ## build the nbgrader course folder from solutions/
-	$(PY) -m autograder.frontends.nbgrader.course build
+	$(PY) -m autograder course build
 
 bench: data browser  ## benchmarks: training vs the original, grader speed, the student session
 	$(PY) benchmarks/bench_training.py

@@ -238,3 +238,12 @@ def test_batch_refuses_workers_with_a_scheduler(tmp_path):
     done = autograder("batch", tmp_path / "class", "--out", tmp_path / "g.csv",
                       "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2")
     assert done.returncode == 2 and "drop one of the two" in done.stderr
+
+
+def test_the_nbgrader_course_has_a_short_name(tmp_path):
+    """`python -m autograder course …` is the nbgrader course's own command line."""
+    helped = autograder("course", "--help")
+    assert helped.returncode == 0 and "{build,grade}" in helped.stdout, helped.stderr
+    missing = autograder("course", "grade", "--course-dir", tmp_path)
+    assert missing.returncode == 2 and "--assignment" in missing.stderr
+    assert "python -m autograder course grade" in missing.stderr

@@ -4,6 +4,7 @@
                                [--only GROUP_OR_ID] [--time-limit S] [--memory-limit MB]
     python -m autograder batch DIR --out grades.csv [--workers N | --scheduler tcp://HOST:PORT]
                                [--feedback DIR] [--report report.html] [--force] ...
+    python -m autograder course build|grade ...   (the nbgrader course, see nbgrader/course.py)
 
 grade exits 0 when every check passed, 1 when some failed, 2 when it could not grade.
 batch exits 0 when every submission was graded, 1 when some could not be, 2 on bad input.
@@ -30,6 +31,9 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n")[0])
     commands = main.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="grade one .py or .ipynb submission")
+    commands.add_parser("course", add_help=False,
+                        help="the nbgrader course: `course build`, `course grade --assignment "
+                             "ID` (see `python -m autograder course --help`)")
     grade.add_argument("submission")
     grade.add_argument("--json", help="write the full report as JSON to this file")
     grade.add_argument("--gradescope", help="write a Gradescope results.json to this file")
@@ -153,6 +157,11 @@ def batch_command(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["course"]:  # the nbgrader course, under a short name
+        from autograder.frontends.nbgrader import course
+
+        return course.main(argv[1:], prog="python -m autograder course") or 0
     args = parser().parse_args(argv)
     try:
         check_arguments(args)

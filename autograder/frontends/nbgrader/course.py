@@ -206,9 +206,8 @@ def write_failure_feedback(course_dir, assignment: str, student: str, error: str
     return page
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder.frontends.nbgrader.course",
-                                     description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "python -m autograder.frontends.nbgrader.course"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,grade}")
     build_cmd = commands.add_parser(
         "build", help="write DIR/nbgrader_config.py and DIR/source/ from solutions/",
