@@ -2,6 +2,7 @@
 student can act on: where it happened, the likely cause, the fix."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 SANDBOX = {
@@ -24,6 +25,7 @@ class Context:
     """What explanations need to know about the submission and the lesson."""
     gaps: dict = field(default_factory=dict)              # "MyModel" -> 1
     what: dict = field(default_factory=dict)              # probe -> "building MyModel ..."
+    hints: dict = field(default_factory=dict)             # error regex -> its likely cause
     where: callable = lambda line: f"line {line}"
     dropped: dict = field(default_factory=dict)           # name -> line not run by the grader
     problems: list = field(default_factory=list)          # syntax errors, unreadable file
@@ -56,13 +58,21 @@ class Context:
             limit = f" than the {self.memory_mb} MB allowed" if self.memory_mb else ""
             return (f"ran out of memory{self.at(error)}: it needed more{limit} — is a tensor or "
                     f"a list growing without bound?")
-        text = f"{kind}: {message}{self.at(error)}"
+        text = f"{kind}: {message}{self.at(error)}{self.hint(message)}"
         name = error.get("name")
         if kind == "NameError" and name in self.dropped:
             text += (f" — `{name}` is set by top-level code the grader does not run "
                      f"({self.where(self.dropped[name])}); create it inside the function, or "
                      f"make it an UPPER_CASE constant")
         return text
+
+    def hint(self, message: str) -> str:
+        """The lesson's word on an error whose cause lies elsewhere than where it was raised
+        (a float size from gap 1 breaks a layer built in gap 2)."""
+        for pattern, text in self.hints.items():
+            if re.search(pattern, message):
+                return f" — {text}"
+        return ""
 
     def missing(self, name: str) -> str:
         if name in self.define_errors:

@@ -74,7 +74,8 @@ def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
     lesson = lesson_of(sub, lesson)
     checks = lesson.select(only, public_only)
     limits = limits or Limits()
-    ctx = Context(gaps=lesson.gaps, what=lesson.what, where=sub.where, dropped=sub.dropped,
+    ctx = Context(gaps=lesson.gaps, what=lesson.what, hints=lesson.hints, where=sub.where,
+                  dropped=sub.dropped,
                   problems=sub.problems, memory_mb=limits.memory_mb)
     warm = warm if warm is not None and warm.fits(lesson, limits) else None
     outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, seed, warm)
@@ -229,7 +230,7 @@ def grade_namespace(ns: dict, lesson: Lesson | str, only: str | None = None) -> 
     lesson = resolve(lesson)
     probes = importlib.import_module(lesson.probes).PROBES
     checks = lesson.select(only, public_only=True)
-    ctx = Context(gaps=lesson.gaps, what=lesson.what)
+    ctx = Context(gaps=lesson.gaps, what=lesson.what, hints=lesson.hints)
     outcomes, clean = {}, lesson.clean
     with quiet(), tempfile.TemporaryDirectory(prefix="autograder-") as folder:
         for check in checks:

@@ -31,6 +31,7 @@ class Lesson:
     budgets: Mapping[str, float] = field(default_factory=dict)  # documented limits (parameters)
     thresholds: Mapping[str, float] = field(default_factory=dict)  # hidden minimums, calibrated
     secret: frozenset = frozenset()  # probes handed a secret drawn per grading (their inputs)
+    hints: Mapping[str, str] = field(default_factory=dict)  # error regex -> the likely cause
     minutes: int = 60           # a student's time for the lesson, for the README
 
     def __post_init__(self):

@@ -122,7 +122,8 @@ VARIANTS = [
         (SIZE_RETURN, "    return (size + 2 * padding - kernel_size) / stride + 1\n")],
         SIZE_CHECKS | MODEL_CHECKS,
         {"conv_output_size_values": "use // (integer division)",
-         "conv_output_size_int": "not an int", "output_shape": "float"}),
+         "conv_output_size_int": "not an int",
+         "output_shape": "comes from conv_output_size (gap 1)"}),
     Variant("size_unfilled", "buggy", [
         (SIZE_RETURN, "    raise NotImplementedError(\"gap 1\")\n")],
         SIZE_CHECKS | MODEL_CHECKS,

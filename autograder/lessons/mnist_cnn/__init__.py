@@ -20,6 +20,10 @@ LESSON = Lesson(
     checks=CHECKS, gaps=GAPS, what=WHAT, clean=CLEAN, time_factor=TIME_FACTOR,
     probes="autograder.lessons.mnist_cnn.probes",
     secret=frozenset({"size"}),  # conv_output_size's cases are drawn anew for each grading
+    # A layer size that is a float fails in MyCNN (gap 2), but its cause is gap 1's `/`.
+    hints={r"\bfloat\b.*\bint|\bint.*\bfloat\b|'float' object cannot be interpreted":
+           "a size that is a float usually comes from conv_output_size (gap 1): divide with // "
+           "so that it returns an int"},
     data=datacache.files_for,
     # Parameters + buffers + constants. The solution holds 80,202; 250,000 leaves room for
     # twice its kernels or a wider hidden layer, and refuses a CNN that ends in a DNN-sized
