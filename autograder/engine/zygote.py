@@ -119,7 +119,7 @@ class Zygote:
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, cwd="/", env=env, start_new_session=True)
         theirs.close()
-        self.stderr = jails_tail(self.proc.stderr)
+        self.stderr = _tail(self.proc.stderr)
         ready, _, _ = select.select([self.sock], [], [], startup_s)
         hello = self._receive() if ready else None
         if not hello or "started" not in hello:
@@ -141,7 +141,9 @@ class Zygote:
             socket.send_fds(self.sock, [data], fds)
             try:
                 reply = self.forked.get(timeout=30)
-            except queue.Empty:
+            except queue.Empty:  # a late answer would be the next request's: end it here
+                self.dead = True
+                self.proc.kill()
                 raise OSError("the fork server did not answer within 30 s") from None
         if "error" in reply:
             raise OSError(f"the fork server could not fork: {reply['error']}")
@@ -202,7 +204,7 @@ class Zygote:
         self.forked.put({"error": "the fork server has died"})
 
 
-def jails_tail(stream):
+def _tail(stream):
     from autograder.engine.sandbox import Tail  # sandbox imports this module
 
     return Tail(stream)
