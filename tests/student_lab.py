@@ -63,8 +63,11 @@ class LabServer:
         return f"http://127.0.0.1:{self.port}{path}?token={self.token}"
 
     def __enter__(self):
+        workspaces = self.log.parent / "lab-workspaces"  # a fresh layout: the machine's saved
+        workspaces.mkdir(exist_ok=True)                  # one may reopen other lessons' tabs
         extra = ["--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-                 "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}"]
+                 "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+                 f"--LabApp.workspaces_dir={workspaces}"]
         env = student.lab_env({**os.environ, "MNIST_RUN_DIR": str(self.run_dir)})
         self.process = subprocess.Popen(student.lab_command(self.work, extra), env=env,
                                         stdout=self.log.open("w"), stderr=subprocess.STDOUT,
