@@ -6,7 +6,6 @@ import os
 import signal
 import time
 
-import pytest
 from submissions.catalogue import render, write
 
 from autograder import lessons
@@ -34,20 +33,11 @@ class Poison:
 '''
 
 
-@pytest.fixture(scope="module")
-def forked(jail_isolation):
-    why = zygote.unsupported(jail_isolation)
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs as root with writable cgroups: the fork server must run ({why})")
-        pytest.skip(f"no fork server here: {why}")
-
-
 def verdicts(report) -> list:
     return [(r.check.id, r.passed, r.score) for r in report.results]
 
 
-def test_each_submission_gets_a_fresh_jail(forked, tmp_path):
+def test_each_submission_gets_a_fresh_jail(fork_server_here, tmp_path):
     plan = submission.load(write("reference", tmp_path)).plan()
     with zygote.Forks(LESSON) as forks:
         first, second = forks.student(plan), forks.student(plan)
@@ -58,7 +48,7 @@ def test_each_submission_gets_a_fresh_jail(forked, tmp_path):
             assert first.jail.cgroup.dirs != second.jail.cgroup.dirs
 
 
-def test_one_submission_cannot_reach_the_next(forked, tmp_path):
+def test_one_submission_cannot_reach_the_next(fork_server_here, tmp_path):
     """A student who poisons everything in their child, then the reference, through one fork
     server: the reference gets exactly the verdicts it gets alone, and nothing is left."""
     reference = write("reference", tmp_path)
@@ -75,7 +65,7 @@ def test_one_submission_cannot_reach_the_next(forked, tmp_path):
     assert "poison" not in set(os.listdir("/dev/shm")) - before[1]
 
 
-def test_a_dead_fork_server_costs_speed_not_grades(forked, tmp_path):
+def test_a_dead_fork_server_costs_speed_not_grades(fork_server_here, tmp_path):
     """The fork server killed mid-batch: the next submissions start their children in
     bubblewrap, as without one, and get the same verdicts."""
     reference = write("reference", tmp_path)
@@ -88,7 +78,7 @@ def test_a_dead_fork_server_costs_speed_not_grades(forked, tmp_path):
     assert verdicts(first) == verdicts(alone) == verdicts(second)
 
 
-def test_children_die_with_the_fork_server(forked, tmp_path):
+def test_children_die_with_the_fork_server(fork_server_here, tmp_path):
     """A child still running when the batch ends (its server closed) does not outlive it."""
     plan = submission.load(write("reference", tmp_path)).plan()
     forks = zygote.Forks(LESSON).__enter__()
@@ -115,7 +105,7 @@ def uid_processes(uid: int) -> list[int]:
     return found
 
 
-def test_where_it_cannot_run_it_says_why(forked):
+def test_where_it_cannot_run_it_says_why(fork_server_here):
     from autograder.engine.jail import Isolation
 
     assert "no jail" in zygote.unsupported(Isolation("process", "bwrap missing"))
