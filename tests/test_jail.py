@@ -73,7 +73,7 @@ def run_forked(server, jail, code: str, timeout: float) -> subprocess.CompletedP
     jail.give(folder)
     req_r, req_w = os.pipe()
     res_r, res_w = os.pipe()
-    proc = zygote.spawn_child(server, jail, "student", 0, {}, req_r, res_w)
+    proc = zygote.spawn_child(server, jail, "student", 0, req_r, res_w)
     os.close(req_r)
     os.close(res_w)
     load = {"kind": "load", "plan": str(plan), "probes": "autograder.lessons.mnist_dnn.probes"}

@@ -141,8 +141,7 @@ class Sandbox:
             if self.zygote is not None and self.jail is not None:
                 try:
                     self.proc = zygotes.spawn_child(self.zygote, self.jail, self.role, data_mb,
-                                                    {DATA_ENV: os.pathsep.join(data)}, req_r,
-                                                    res_w)
+                                                    req_r, res_w)
                 except OSError:  # the fork server is gone: this child starts as it would
                     self.zygote = None  # without one (the grader's trouble, not the student's)
             if self.proc is None:

@@ -210,14 +210,15 @@ def _tail(stream):
     return Tail(stream)
 
 
-def spawn_child(server: Zygote, jail: jails.Jail, role: str, data_mb: int, env: dict,
+def spawn_child(server: Zygote, jail: jails.Jail, role: str, data_mb: int,
                 req_r: int, res_w: int) -> Forked:
-    """Fork one jailed child running `worker.submission` (the zygote's side of `Sandbox.spawn`)."""
+    """Fork one jailed child running `worker.submission` (the zygote's side of `Sandbox.spawn`),
+    with the jail's environment (`Jail.env`: the allow-list and what the caller added)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     spec = {"uid": jail.uid, "gid": jail.gid, "cwd": jail.cwd, "layout": jail.layout(),
             "cgroup": jail.cgroup.procs_files if jail.cgroup else [], "role": role,
-            "env": {**jail.env(), **env}, "data_mb": data_mb}
+            "env": jail.env(), "data_mb": data_mb}
     try:
         pid = server.fork(spec, [req_r, res_w, out_w, err_w])
     except BaseException:
@@ -260,6 +261,17 @@ class Forks:
 
     def __exit__(self, *exc):
         self.close()
+
+    @classmethod
+    def start(cls, lesson, limits=None) -> "Forks | None":
+        """A started fork server, or None (each child then starts in bubblewrap) where it
+        cannot start; the reason is printed for the instructor."""
+        try:
+            return cls(lesson, limits).__enter__()
+        except OSError as error:
+            print(f"the fork server could not start ({error}): each child starts on its own",
+                  file=sys.stderr)
+            return None
 
     def _keep(self) -> None:
         try:
@@ -304,13 +316,7 @@ def shared(lesson, limits) -> "Forks | None":
     with _SHARED_LOCK:
         key = (lesson.id, repr(limits))
         if key not in _SHARED:
-            forks = None
-            if not unsupported():
-                try:
-                    forks = Forks(lesson, limits).__enter__()
-                except OSError:
-                    forks = None
-            _SHARED[key] = forks
+            _SHARED[key] = None if unsupported() else Forks.start(lesson, limits)
         return _SHARED[key]
 
 

@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -231,7 +230,10 @@ def _grade_all(todo: list, folder, context: dict, workers: int, scheduler: str |
         raise UsageError(f"children: one of {', '.join(CHILDREN)}, not {children!r}")
     local = None if scheduler or not todo else children  # a cluster's workers start their own
     with _source(context, local, workers, len(todo)) as source:
-        task = functools.partial(grade_payload, warm=source, children=children)
+        # here, `source` is what there is (None: the fork server could not start, each child
+        # starts in bubblewrap); a cluster's workers start their own fork server
+        task = functools.partial(grade_payload, warm=source,
+                                 children=children if scheduler else "each")
         for student, future in pool.run(task, list(chosen), prepare, workers, scheduler):
             yield _result(future, student)
 
@@ -245,7 +247,7 @@ def _source(context: dict, children: str | None, workers: int, count: int):
     try:
         limits = Limits(**context["limits"])
         if children == "fork":
-            return _forks(zygote.Forks(context["lesson"], limits))
+            return _closing(zygote.Forks.start(context["lesson"], limits))
         if children == "ahead":
             return Warm(context["lesson"], limits, workers, expected=count)
     except UsageError:  # an unknown lesson: each submission's row says so
@@ -254,19 +256,13 @@ def _source(context: dict, children: str | None, workers: int, count: int):
 
 
 @contextlib.contextmanager
-def _forks(forks):
-    """The fork server, or None (each child starts in bubblewrap) where it cannot start."""
-    try:
-        forks.__enter__()
-    except OSError as error:
-        print(f"the fork server could not start ({error}): each child starts on its own",
-              file=sys.stderr)
-        yield None
-        return
+def _closing(forks):
+    """The started fork server (or None where it could not start), closed after the batch."""
     try:
         yield forks
     finally:
-        forks.close()
+        if forks is not None:
+            forks.close()
 
 
 def _result(future, student: str) -> dict:
