@@ -89,11 +89,22 @@ def test_notebook_cells_are_numbered_as_in_jupyter(tmp_path):
     assert sub.problems[0].startswith("syntax error at cell 3, line 2")
 
 
-def test_unreadable_notebook_is_a_problem_not_a_crash(tmp_path):
+def test_unreadable_notebook_is_unreadable_not_a_crash(tmp_path):
     path = tmp_path / "broken.ipynb"
     path.write_text("{ not json")
     sub = load(path)
-    assert not sub.statements and sub.problems[0].startswith("could not read broken.ipynb")
+    assert not sub.statements and sub.unreadable.startswith("could not read broken.ipynb")
+
+
+def test_grading_an_unreadable_file_is_not_a_zero_but_says_why(tmp_path):
+    """A truncated notebook used to be graded: every check failed, score 0, no error: an honest
+    zero to every front end. It is not graded at all, and the error says why."""
+    from autograder.engine.grading import grade
+
+    path = tmp_path / "cut.ipynb"
+    path.write_text('{"cells": [{"cell_type": "code", "source": "import torch')
+    with pytest.raises(SubmissionError, match="could not read cut.ipynb: JSONDecodeError"):
+        grade(path, "01_mnist_dnn")
 
 
 @pytest.mark.parametrize("name", ["missing.py", "notes.txt"])
@@ -129,7 +140,7 @@ def test_a_notebook_over_the_cell_cap_is_refused_before_parsing(tmp_path):
     cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [],
             "execution_count": None}
     sub = load(_notebook([cell] * 100_000, tmp_path / "many.ipynb"))
-    assert not sub.statements and f"{MAX_CELLS} cells" in sub.problems[0]
+    assert not sub.statements and f"{MAX_CELLS} cells" in sub.unreadable
 
 
 def test_a_file_over_the_size_cap_is_not_read(tmp_path, monkeypatch):
@@ -139,13 +150,13 @@ def test_a_file_over_the_size_cap_is_not_read(tmp_path, monkeypatch):
     cell = {"cell_type": "code", "source": "X = 1", "metadata": {}, "execution_count": None,
             "outputs": [{"output_type": "stream", "name": "stdout", "text": "x" * 5000}]}
     sub = load(_notebook([cell], tmp_path / "big.ipynb"))
-    assert not sub.statements and "clear the outputs" in sub.problems[0]
+    assert not sub.statements and "clear the outputs" in sub.unreadable
 
 
 def test_invalid_json_and_hostile_cells_are_problems_not_crashes(tmp_path):
     broken = tmp_path / "broken.ipynb"
     broken.write_text('{"cells": [')
-    assert "JSONDecodeError" in load(broken).problems[0]
+    assert "JSONDecodeError" in load(broken).unreadable
     deep = tmp_path / "deep.py"
     deep.write_text("X = 1\n# %%\nY = " + "-" * 200_000 + "1\n# %%\nZ = 2\n")
     sub = load(deep)

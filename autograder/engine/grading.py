@@ -25,7 +25,8 @@ from autograder.engine import submission as submissions
 from autograder.engine.checks import CheckResult, Verdict
 from autograder.engine.explain import Context
 from autograder.engine.lesson import Lesson, resolve
-from autograder.engine.sandbox import CLEAN_PLAN, Limits, Sandbox
+from autograder.engine.sandbox import (CLEAN_PLAN, GraderUnavailable, Limits, Sandbox,
+                                       SandboxError)
 
 
 @dataclass
@@ -64,13 +65,18 @@ class Report:
 
 def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
           public_only: bool = False, limits: Limits | None = None, seed: int = 0,
-          warm=None) -> Report:
+          warm=None, progress=None) -> Report:
     """Grade one file, as the lesson it declares (`lesson`, when given, must agree with it).
-    `warm` (a warm.Warm pool, optional) hands it children started ahead of need.
-    Raises SubmissionError when there is nothing to grade, UsageError when the lesson is
-    unknown or cannot be told."""
+    `warm` (a warm.Warm pool or a zygote.Forks, optional) hands it its children; `progress`,
+    called with a short line as each step starts, tells a waiting user what is going on.
+    Raises SubmissionError when the file cannot be read, UsageError when the lesson is unknown
+    or cannot be told, GraderUnavailable when the grader or the machine failed (see ATTEMPTS)."""
     start = time.perf_counter()
+    say = progress or (lambda text: None)
+    say(f"reading {Path(path).name}")
     sub = submissions.load(path)
+    if sub.unreadable:
+        raise submissions.SubmissionError(sub.unreadable)
     lesson = lesson_of(sub, lesson)
     checks = lesson.select(only, public_only)
     limits = limits or Limits()
@@ -78,11 +84,52 @@ def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
                   dropped=sub.dropped,
                   problems=sub.problems, memory_mb=limits.memory_mb)
     warm = warm if warm is not None and warm.fits(lesson, limits) else None
-    outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, seed, warm)
+    outcomes, startup = _attempts(sub, lesson, checks, limits, ctx, seed, warm, say)
+    say("judging")
     results = hint_hidden([judge(check, outcomes[check.probe], ctx) for check in checks])
     seconds = {"startup": startup, **{p: o["seconds"] for p, o in outcomes.items()}}
     return Report(lesson.id, str(path), results, list(sub.problems) + isolation_notes(),
                   time.perf_counter() - start, seconds)
+
+
+ATTEMPTS = 3  # a submission the grader or the machine failed is graded anew, this many times
+
+
+def _attempts(sub, lesson, checks, limits, ctx, seed, warm, say) -> tuple[dict, float]:
+    """The probes' outcomes, from a grading in which neither the grader nor the machine failed:
+    a sandbox that could not start, or a step the machine starved of CPU (an outcome "Starved"),
+    is the grader's failure, so the whole submission is graded again, in fresh children; after
+    ATTEMPTS, GraderUnavailable. What one attempt saw never mixes with another's."""
+    failure = ""
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            say(f"{failure}: grading again (attempt {attempt + 1} of {ATTEMPTS})")
+            warm = None  # fresh children of our own, whatever a pool had ready
+        try:
+            outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, seed, warm, say)
+        except GraderUnavailable:
+            raise
+        except SandboxError as error:
+            failure = f"the grader's sandbox could not start ({str(error)[:300]})"
+            continue
+        failure = _starved(outcomes)
+        if not failure:
+            return outcomes, startup
+    raise GraderUnavailable(f"not graded: {failure}, {ATTEMPTS} times; this is the grading "
+                            f"machine's failure, not yours: it will be graded again")
+
+
+def _starved(outcomes: dict) -> str:
+    """"" unless a probe, or its clean evaluation, was stopped because the machine would not
+    give it its time (the sandbox's "Starved" error): then what happened, in words."""
+    for probe, outcome in outcomes.items():
+        data = outcome.get("data") if outcome["ok"] else None
+        evaluation = data.get("evaluation") if isinstance(data, dict) else None
+        for step in (outcome, evaluation):
+            error = step.get("error") if isinstance(step, dict) and not step.get("ok") else None
+            if isinstance(error, dict) and error.get("type") == "Starved":
+                return error.get("message") or f"the grader ran out of time while {probe} ran"
+    return ""
 
 
 def lesson_of(sub, lesson) -> Lesson:
@@ -103,7 +150,8 @@ def isolation_notes() -> list[str]:
     return [] if found.jailed else [f"isolation: {found.describe()}"]
 
 
-def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed, warm) -> tuple[dict, float]:
+def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed, warm,
+               say=lambda text: None) -> tuple[dict, float]:
     """Each probe's outcome, and the seconds spent starting children."""
     needs = {}
     for check in checks:
@@ -115,12 +163,15 @@ def _sandboxed(sub, lesson: Lesson, checks, limits, ctx, seed, warm) -> tuple[di
     clean = {p: q for p, q in lesson.clean.items() if p in runnable}
     if not runnable:
         return outcomes, 0.0
+    say("starting the sandbox (importing torch) and loading your file")
     with _student_box(sub, lesson, limits, warm) as box, \
             _clean_box(clean, lesson, limits, warm) as spare:
         for probe in runnable:
+            say(lesson.what.get(probe, probe))
             outcomes[probe] = with_secret(lesson, probe, lambda args, p=probe: box.run(
                 p, lesson.time_limit(p, limits.time_s), seed, args))
             if probe in clean:
+                say(lesson.what.get(clean[probe], clean[probe]))
                 _evaluate_cleanly(outcomes[probe], clean[probe], spare, lesson, limits, seed)
         ctx.define_errors = box.define_errors
         startup = box.startup_seconds + (spare.startup_seconds if spare else 0.0)

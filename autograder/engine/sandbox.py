@@ -47,6 +47,13 @@ class SandboxError(RuntimeError):
     so the submission is not graded (the CLI's exit 2, a batch row's error)."""
 
 
+class GraderUnavailable(SandboxError):
+    """The grader or the machine could not grade this submission, even when tried again: its
+    sandbox would not start, or the machine was too busy to give a step the time the student's
+    code is allowed. Never the student's fault, never cached: front ends show the message
+    ("not graded: ...") and count it apart from zeros."""
+
+
 @dataclass
 class Limits:
     time_s: float = 20.0      # wall-clock seconds per probe (see the lesson's TIME_FACTOR)

@@ -49,7 +49,8 @@ class Submission:
     is_notebook: bool
     statements: list[Statement] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # name -> line of top-level code not run
-    problems: list[str] = field(default_factory=list)      # syntax errors, unreadable notebook
+    problems: list[str] = field(default_factory=list)      # cells skipped: syntax errors ...
+    unreadable: str = ""   # why the whole file could not be read ("" when it could): not graded
     cell_starts: list[int] = field(default_factory=list)   # first line of each cell
     # which lesson the file says it is: notebook metadata {"autograder": {"lesson": ID}}, and
     # the X of each `from autograder.lessons.X import ...` (see autograder.lessons.detect)
@@ -90,18 +91,17 @@ def load(path) -> Submission:
         data = f.read(MAX_BYTES + 1)
     sub = Submission(path, hashlib.sha256(data).hexdigest(), path.suffix == ".ipynb")
     if len(data) > MAX_BYTES:
-        sub.problems.append(f"{path.name} is over {MAX_BYTES // 2 ** 20} MB, so it was not read: "
-                            f"clear the outputs (Kernel → Restart Kernel and Clear Outputs), "
-                            f"save, and hand it in again")
+        sub.unreadable = (f"{path.name} is over {MAX_BYTES // 2 ** 20} MB, so it was not read: "
+                          f"clear the outputs (Kernel → Restart Kernel and Clear Outputs), "
+                          f"save, and hand it in again")
         return sub
     try:
         text = notebook_to_py(data, sub) if sub.is_notebook else data.decode("utf-8")
         with _PARSING:  # CPython 3.11's ast is not thread-safe: "AST constructor recursion
             _parse(sub, text)  # depth mismatch" when two batch workers parse at once
-    except Exception as error:  # a corrupt file is graded (every check fails), never a crash
+    except Exception as error:  # a corrupt file is not graded (never a crash, never a zero)
         sub.statements.clear()
-        sub.problems.append(f"could not read {path.name}: {type(error).__name__}: "
-                            f"{str(error)[:300]}")
+        sub.unreadable = f"could not read {path.name}: {type(error).__name__}: {str(error)[:300]}"
     return sub
 
 
