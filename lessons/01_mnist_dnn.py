@@ -202,7 +202,8 @@ def evaluate(model, x, y, loss_fn, chunk_size=1000):
 
 # %%
 def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH_SIZE):
-    """Train `model` with Adam; return the History of per-epoch train/test loss and accuracy."""
+    """Train `model` with Adam; return the History of per-epoch train/test loss and accuracy.
+    Interrupted (the ■ button), it returns the epochs done so far."""
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
@@ -210,21 +211,27 @@ def fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH
     history = History()
     n = len(x_train)
     progress = tqdm(range(epochs), desc="epochs", file=sys.stdout)
-    for epoch in progress:
-        model.train()
-        order = torch.randperm(n)
-        # TODO (gap 2): for each mini-batch of `batch_size` indices taken in turn from `order`
-        #   (the last one may be smaller): move its images and labels to `device`, zero the
-        #   gradients, forward, loss, backward, optimizer step.
-        # YOUR CODE HERE
-        raise NotImplementedError("gap not filled yet: see the TODO above")
-        scheduler.step()
-        # 10,000 training images draw the same curves as 60,000, for a sixth of the cost
-        train_loss, train_accuracy = evaluate(model, x_train[:10_000], y_train[:10_000], loss_fn)
-        test_loss, test_accuracy = evaluate(model, x_test, y_test, loss_fn)
-        history.record(loss=train_loss, accuracy=train_accuracy,
-                       val_loss=test_loss, val_accuracy=test_accuracy)  # held out: the test set
-        progress.set_postfix(loss=f"{train_loss:.4f}", test_accuracy=f"{test_accuracy:.4f}")
+    try:
+        for epoch in progress:
+            model.train()
+            order = torch.randperm(n)
+            # TODO (gap 2): for each mini-batch of `batch_size` indices taken in turn from
+            #   `order` (the last one may be smaller): move its images and labels to `device`,
+            #   zero the gradients, forward, loss, backward, optimizer step.
+            # YOUR CODE HERE
+            raise NotImplementedError("gap not filled yet: see the TODO above")
+            scheduler.step()
+            # 10,000 training images draw the same curves as 60,000, for a sixth of the cost
+            train_loss, train_accuracy = evaluate(model, x_train[:10_000], y_train[:10_000],
+                                                  loss_fn)
+            test_loss, test_accuracy = evaluate(model, x_test, y_test, loss_fn)
+            history.record(loss=train_loss, accuracy=train_accuracy,  # held out: the test set
+                           val_loss=test_loss, val_accuracy=test_accuracy)
+            progress.set_postfix(loss=f"{train_loss:.4f}", test_accuracy=f"{test_accuracy:.4f}")
+    except KeyboardInterrupt:  # keep what was learnt: the cells below can use it
+        progress.write(f"interrupted: fit returns the epochs it finished ({len(history)} of {epochs})")
+    finally:
+        progress.close()
     return history
 
 
@@ -266,6 +273,10 @@ check("accuracy")
 #
 # A fresh model, seeded so that every run starts from the same weights and sees the batches in
 # the same order.
+#
+# Too long? Stop it with ■ (Kernel ▸ Interrupt Kernel): `fit` returns the epochs it finished,
+# `history` and `model` hold them, and the cells below work on that shorter training. To train
+# for good, set `EPOCHS` in the first cell and run this cell again.
 
 # %%
 torch.manual_seed(SEED)
@@ -273,7 +284,7 @@ model = MyModel().to(device)
 start, cpu_start = time.perf_counter(), time.process_time()
 history = fit(model, x_train, y_train, x_test, y_test, epochs=EPOCHS, batch_size=BATCH_SIZE)
 train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-print(f"{EPOCHS} epochs in {train_seconds:.1f} s ({cpu_seconds:.1f} s of CPU time)")
+print(f"{len(history)} epochs in {train_seconds:.1f} s ({cpu_seconds:.1f} s of CPU time)")
 
 # %% [markdown]
 # ## 9. Evaluate
@@ -407,7 +418,7 @@ for name, p in [("softmax(dim=0), batch of 8", logits.softmax(dim=0)[0]),  # ima
 # %%
 metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
            "train_seconds": round(train_seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
-           "epochs": EPOCHS, "batch_size": BATCH_SIZE,
+           "epochs": len(history), "batch_size": BATCH_SIZE,
            "learning_rate": LEARNING_RATE, "seed": SEED, "device": str(device)}
 (plots.run_dir() / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 print(f"Figures and metrics are in {plots.run_dir()}")

@@ -2,16 +2,21 @@
 test against the solution's gaps) and code that works (real MNIST, real training)."""
 import ast
 import inspect
+import re
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from shared import training
 from shared.data import load_mnist
+from shared.history import History
 
 SOLUTION = Path(__file__).resolve().parents[1] / "solutions" / "01_mnist_dnn.py"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -112,7 +117,7 @@ def test_fit_trains_a_tiny_model(mnist, capsys):
     assert losses[-1] < 0.5 * losses[0]
     assert history.last("val_accuracy") > 0.5  # 10 % is chance; 500 images, 4 epochs
     assert history.last("val_accuracy") == training.accuracy(model, x_test, y_test)
-    assert "epochs: 100%" in capsys.readouterr().out  # tqdm, on stdout as in lesson 01
+    assert "epoch 4/4: 100%" in capsys.readouterr().out  # tqdm, on stdout as in lesson 01
 
 
 def test_fit_uses_its_learning_rate_and_schedule(mnist):
@@ -152,3 +157,66 @@ def test_accuracy_and_evaluate_equal_a_hand_computation(mnist):
     model.eval()
     assert training.accuracy(model, x_test, y_test, chunk_size=700) == expected
     assert not model.training
+
+
+# --- what a student meets: a bar that moves, a stop button that keeps the work ----------------
+
+class Slow(nn.Module):
+    """A tiny model that takes `seconds` per training batch, as a CNN's batch does on a CPU."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.body, self.seconds = tiny_model(), seconds
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(self.seconds)
+        return self.body(x)
+
+
+class StopAt(nn.Module):
+    """A tiny model whose training forward raises KeyboardInterrupt (the ■ button) at the
+    `batch`-th training batch."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.body, self.batch, self.seen = tiny_model(), batch, 0
+
+    def forward(self, x):
+        if self.training:
+            self.seen += 1
+            if self.seen == self.batch:
+                raise KeyboardInterrupt
+        return self.body(x)
+
+
+def test_fits_bar_moves_with_every_batch_not_only_per_epoch(mnist, capsys):
+    """Lesson 02's epoch takes tens of seconds: the bar must move within it (issue 19)."""
+    x_train, y_train, x_test, y_test = mnist
+    training.fit(Slow(0.12), x_train, y_train, x_test, y_test, epochs=1, batch_size=100)
+    out = capsys.readouterr().out
+    shown = [int(n) for n in re.findall(r"\| *(\d+)/5 \[", out)]  # 500 images: 5 batches
+    assert {1, 2, 3} <= set(shown) and shown[-1] == 5, out  # it moved during the epoch
+    assert "epoch 1/1" in out and "batch" in out
+
+
+def lesson_01_fit():
+    """Lesson 01's own fit (its solution's code), with shared.training's evaluate."""
+    source = SOLUTION.read_text()
+    node = next(node for node in ast.parse(source).body
+                if isinstance(node, ast.FunctionDef) and node.name == "fit")
+    namespace = {"torch": torch, "nn": nn, "tqdm": tqdm, "sys": sys, "History": History,
+                 "evaluate": training.evaluate, "EPOCHS": 2, "BATCH_SIZE": 64,
+                 "LEARNING_RATE": 2e-3}
+    exec(compile(ast.Module([node], []), str(SOLUTION), "exec"), namespace)
+    return namespace["fit"]
+
+
+@pytest.mark.parametrize("fit", [training.fit, lesson_01_fit()], ids=["shared", "lesson_01"])
+def test_an_interrupted_fit_returns_the_epochs_it_finished(mnist, capsys, fit):
+    x_train, y_train, x_test, y_test = mnist
+    model = StopAt(batch=12)  # 8 batches of 64 per epoch: stopped in the second epoch
+    history = fit(model, x_train, y_train, x_test, y_test, epochs=3, batch_size=64)
+    assert isinstance(history, History) and len(history) == 1
+    assert set(history.keys()) == set(History.KEYS)
+    assert "interrupted: fit returns the epochs it finished (1 of 3)" in capsys.readouterr().out
