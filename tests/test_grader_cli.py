@@ -247,3 +247,14 @@ def test_the_nbgrader_course_has_a_short_name(tmp_path):
     missing = autograder("course", "grade", "--course-dir", tmp_path)
     assert missing.returncode == 2 and "--assignment" in missing.stderr
     assert "python -m autograder course grade" in missing.stderr
+
+
+def test_grade_says_what_it_is_doing_while_it_grades(tmp_path):
+    """A minute of silence looks like a hang: each step the grader starts is a line on stderr
+    (the scorecard stays alone on stdout, for scripts)."""
+    done = autograder("grade", write("reference", tmp_path), "--only", "model")
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = done.stderr.splitlines()
+    assert steps[0] == "grading: reading reference.py", done.stderr
+    assert any("starting the sandbox" in step for step in steps), done.stderr
+    assert "starting the sandbox" not in done.stdout and "score 8/8" in done.stdout

@@ -122,13 +122,18 @@ def grade_command(args) -> int:
     from autograder.engine.grading import grade
 
     limits = Limits(time_s=args.time_limit, memory_mb=args.memory_limit, budget_s=args.budget)
-    report = grade(args.submission, args.lesson, only=args.only, limits=limits)
+    report = grade(args.submission, args.lesson, only=args.only, limits=limits, progress=say)
     print(reports.scorecard(report))
     if args.json:
         reports.write_json(report, args.json)
     if args.gradescope:
         reports.write_gradescope(report, args.gradescope)
     return 0 if report.passed else 1
+
+
+def say(text: str) -> None:
+    """A step of grading, as it starts, on stderr: a minute of silence looks like a hang."""
+    print(f"grading: {text}", file=sys.stderr, flush=True)
 
 
 def batch_command(args) -> int:
