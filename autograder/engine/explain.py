@@ -58,7 +58,12 @@ class Context:
             limit = f" than the {self.memory_mb} MB allowed" if self.memory_mb else ""
             return (f"ran out of memory{self.at(error)}: it needed more{limit} — is a tensor or "
                     f"a list growing without bound?")
-        text = f"{kind}: {message}{self.at(error)}{self.hint(message)}"
+        meaning, place = plain_words(message), self.place(error)
+        if meaning:  # PyTorch's own words after the meaning, for a search
+            text = f"{meaning} ({place + '; ' if place else ''}{kind}: {message})"
+        else:
+            text = f"{kind}: {message}{self.at(error)}"
+        text += self.hint(message)
         name = error.get("name")
         if kind == "NameError" and name in self.dropped:
             text += (f" — `{name}` is set by top-level code the grader does not run "
@@ -99,11 +104,35 @@ class Context:
         return frames[-1]["function"].split(".")[0] if frames else None
 
     def at(self, error: dict) -> str:
+        place = self.place(error)
+        return f" ({place})" if place else ""
+
+    def place(self, error: dict) -> str:
+        """"at line 32, in MyModel.forward": the innermost student frame, or ""."""
         frames = error.get("frames") or []
         if not frames:
             return ""
         frame = frames[-1]
-        return f" (at {self.where(frame['line'])}, in {frame['function']})"
+        return f"at {self.where(frame['line'])}, in {frame['function']}"
+
+
+# PyTorch's words for a matrix product whose sizes do not fit, eagerly and under torch.export:
+# "mat1 and mat2 shapes cannot be multiplied (1792x28 and 784x128)",
+# "a and b must have same reduction dim, but got [28*s0, 28] X [784, 128]"
+MATMUL = (re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\S+)x(\S+) and (\d+)x(\d+)\)"),
+          re.compile(r"same reduction dim, but got \[(.+?), ([^\]]+)\] X \[(\d+), (\d+)\]"))
+
+
+def plain_words(message: str) -> str | None:
+    """What a PyTorch shape error means, in a student's words ("an nn.Linear(784, 128) received
+    inputs of 28 values ..."); None for any other error. The lesson adds the fix (its hints)."""
+    for pattern in MATMUL:
+        found = pattern.search(message)
+        if found:
+            got, takes, out = found.group(2), found.group(3), found.group(4)
+            return (f"an nn.Linear({takes}, {out}) (or another matrix product) received inputs "
+                    f"of {got} values in their last dimension, where it takes {takes}")
+    return None
 
 
 class _Blank(dict):

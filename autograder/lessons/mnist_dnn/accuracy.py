@@ -213,11 +213,18 @@ def _wrong_value(name, n, got, correct) -> str:
     if abs(got - correct) < 0.5:
         return (f"on {name} accuracy returned {got:g}, the number of correct predictions: "
                 f"divide by the number of samples to get a fraction")
+    if got > 1:
+        return f"on {name} accuracy returned {got:.4g}, {ABOVE_ONE}"
     return (f"on {name} accuracy returned {got:.4f}, expected {correct / n:.4f}: take the argmax "
             f"over dim=1 (the classes), compare it with y, count every chunk including the last "
             f"partial one, and divide by len(y)")
 
 
+ABOVE_ONE = ("more than 1, which a fraction of correct predictions never is: more pairs "
+             "were counted than there are images. Typically predictions shaped (B, 1) "
+             "(argmax(dim=1, keepdim=True), or labels shaped (B, 1)) were compared with == to "
+             "labels shaped (B,): broadcasting makes a (B, B) table of every prediction against "
+             "every label. Compare two tensors of shape (B,): logits.argmax(dim=1) == labels")
 UNVERIFIED = ("so this could not be verified: make accuracy return the right value first "
               "(see accuracy_matches_reference)")
 
@@ -255,6 +262,9 @@ def accuracy_returns_float(data, ctx) -> Verdict:
                 "return correct / len(x)"
             return Verdict(False, f"accuracy returned {_repr(value)} (type {value.get('type')}), "
                                   f"expected a Python float: {fix}", {"value": value})
+        if got > 1:
+            return Verdict(False, f"accuracy returned {got:.4g} on {name}, a float above 1: "
+                                  f"see accuracy_matches_reference")
         if not _same(got, expected[name].correct(0), n, count_too=False):
             return Verdict(False, f"accuracy returned a float, but not the right one on {name}, "
                                   f"{UNVERIFIED}")

@@ -85,14 +85,35 @@ def fit_loss_decreases(data, ctx) -> Verdict:
         why = ("the loss went up: the learning rate is too high — try 1e-3 with Adam or 0.1 "
                "with SGD")
     elif ev.idle_steps and not ev.steps:
-        why = ("the optimizer holds parameters that are not the model's: build it from the "
-               "`model` given to fit, torch.optim.Adam(model.parameters(), ...)")
+        why = _idle(ev)
     elif not ev.steps:
         why = "no optimizer step ran: call optimizer.step() after loss.backward()"
     else:
         why = "check that each step runs zero_grad → forward → loss → backward → step"
     return Verdict(False, f"the training loss did not go down ({before:.3f} → {after:.3f} "
                           f"after {fx.FIT_EPOCHS} epochs on {fx.FIT_N} images): {why}", details)
+
+
+ORDER = "each step runs zero_grad → forward → loss → backward → step, in that order"
+IDLE = {  # replay.IDLE_CAUSES: why optimizer steps changed nothing
+    "foreign": "the optimizer holds parameters that are not the model's: build it from the "
+               "`model` given to fit, torch.optim.Adam(model.parameters(), ...)",
+    "before_backward": f"it ran before loss.backward(), when the batch's gradients did not "
+                       f"exist yet: {ORDER}",
+    "no_gradient": f"it found no gradients: optimizer.zero_grad() ran between loss.backward() "
+                   f"and optimizer.step() and erased them — {ORDER}",
+    "unchanged": "it left them as they were although they had gradients: is the learning "
+                 "rate 0?",
+}
+NO_BACKWARD = (f"no backward pass reached them: call loss.backward() on the loss of "
+               f"model(x_batch) before optimizer.step() — {ORDER}")
+
+
+def _idle(ev) -> str:
+    """Why fit's optimizer steps left the model as it was."""
+    cause = ev.idle_cause or "unchanged"
+    why = NO_BACKWARD if cause != "foreign" and not ev.kinds else IDLE[cause]
+    return f"optimizer.step() never changed the model's parameters — {why}"
 
 
 def _epochs(ev) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -176,8 +197,7 @@ def fit_step_count(data, ctx) -> Verdict:
         return Verdict(True, f"{steps} optimizer steps = {epochs} epochs × ⌈{n}/{batch}⌉",
                        details)
     if ev.idle_steps and not steps:
-        why = ("optimizer.step() never changed the model's parameters: build the optimizer "
-               "over the parameters of the `model` given to fit")
+        why = _idle(ev)
     elif ev.broken:
         why = ev.broken
     elif steps == 0:

@@ -15,6 +15,17 @@ from autograder.lessons.mnist_dnn import accuracy
 FLATTEN = ("flatten the images with x.reshape(len(x), -1) or nn.Flatten(), never with a "
            "fixed batch size")
 FIXED_BATCH = f"forward works for one batch size only: {FLATTEN}"
+# A layer fed rows of 28 pixels got images that were not flattened; any other size, a chain of
+# layers whose sizes do not follow. Eagerly explain.plain_words says "inputs of 28 values";
+# torch.export says "same reduction dim, but got [28*B, 28] X [784, 128]".
+NOT_FLAT = ("the images were not flattened: flatten every dimension but the first, "
+            "x.flatten(start_dim=1), so that (B, 28, 28) and (B, 1, 28, 28) become (B, 784), "
+            "before the first nn.Linear(784, ...)")
+CHAIN = ("each nn.Linear's in_features must be the number of values it receives: 784 for the "
+         "first, then the out_features of the layer before it")
+SHAPE_HINTS = (("inputs of 28 values", NOT_FLAT), (", 28] X [", NOT_FLAT),
+               ("invalid for input of size", FLATTEN),
+               ("cannot be multiplied", CHAIN), ("same reduction dim", CHAIN))
 
 # The model checks (autograder/lessons/common/model.py): one exported program per accepted input
 # layout, the batch dimension dynamic; output_shape also tries these whole input shapes.
@@ -27,7 +38,7 @@ MODEL = model.ModelSpec(
             "(7, 784)": (7, 784)},
     fixed_batch=FIXED_BATCH,
     shape_fix=f"{FLATTEN}, and end with a layer of 10 outputs",
-    raise_hints=(("invalid for input of size", FLATTEN),))
+    raise_hints=SHAPE_HINTS, export_hints=SHAPE_HINTS, eager_hints=SHAPE_HINTS)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -58,7 +69,10 @@ def _constant(ns: dict, name: str) -> int | None:
 class FitLog:
     """Hooks on the ProbeNet and on every optimizer. Each backward pass through the ProbeNet
     becomes {"kind": "backward", "x", "params", "grad"}: the batch it was given, the parameters
-    it met and the gradients once it finished; each optimizer step {"kind": "step", "params"}."""
+    it met and the gradients once it finished; each optimizer step {"kind": "step", "params"},
+    with what the step found, to explain a step that changed nothing (never to earn points):
+    "own" (it holds the ProbeNet's parameters), "gradient" (they had a non-zero gradient) and
+    "mid_pass" (it ran after a forward pass whose backward had not run yet)."""
 
     MAX_EVENTS = 120  # a correct fit makes 48 (24 backward passes and 24 steps)
 
@@ -95,7 +109,12 @@ class FitLog:
             self.pending = None
 
     def _on_step(self, optimizer, args, kwargs):
-        self._add({"kind": "step", "params": fx.flat(self.params)})
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        self._add({"kind": "step", "params": fx.flat(self.params),
+                   "own": any(id(p) in held for p in self.params),
+                   "gradient": any(p.grad is not None and bool(p.grad.any())
+                                   for p in self.params),
+                   "mid_pass": self.pending is not None})
 
     def _add(self, event: dict) -> None:
         if len(self.events) < self.MAX_EVENTS:

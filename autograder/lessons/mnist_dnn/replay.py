@@ -11,6 +11,7 @@ and after. Only what survives the replay earns points.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -33,9 +34,16 @@ class Evidence:
     kinds: list = field(default_factory=list)     # per backward pass: own, accumulated,
     steps: int = 0                                # misaligned, eval_mode, unknown, unexplained
     idle_steps: int = 0                           # optimizer steps that changed no parameter
+    idle: Counter = field(default_factory=Counter)  # why they did, as IDLE_CAUSES (a claim)
     broken: str | None = None                     # why the chain of parameters does not hold
     loss_before: float = 0.0
     loss_after: float = 0.0
+
+    @property
+    def idle_cause(self) -> str | None:
+        """The most frequent cause of the idle steps, for the message (points never rest on
+        it: the steps are counted from the parameters)."""
+        return self.idle.most_common(1)[0][0] if self.idle else None
 
     @property
     def explained(self) -> bool:
@@ -66,7 +74,7 @@ class Replay:
                 grad = self.backward(event, params, grad, seen % fx.FIT_N, evidence)
                 seen += len(evidence.batches[-1]) if evidence.kinds[-1] != "unknown" else 0
             elif kind == "step":
-                self.step(params, state, evidence)
+                self.step(params, state, evidence, event)
             else:
                 raise Unreadable("event kind")
             state = params
@@ -104,9 +112,10 @@ class Replay:
         evidence.batches.append(index)
         return grad
 
-    def step(self, after, before, evidence) -> None:
+    def step(self, after, before, evidence, event: dict) -> None:
         if _same(after, before):
             evidence.idle_steps += 1
+            evidence.idle[idle_cause(event)] += 1
         else:
             evidence.steps += 1
 
@@ -147,6 +156,23 @@ class Replay:
                 and value.shape == (self.size,) and bool(torch.isfinite(value).all())):
             raise Unreadable("parameters")
         return value
+
+
+IDLE_CAUSES = ("foreign", "before_backward", "no_gradient", "unchanged")
+
+
+def idle_cause(event: dict) -> str:
+    """Why a step left the parameters as they were, from what the probe saw at that step:
+    an optimizer over other parameters, a step between a forward and its backward, a step that
+    found no gradient (zero_grad between backward and step), or none of these (a learning rate
+    of 0). A claim: it only chooses the words of a failure the parameters already prove."""
+    if event.get("own") is False:
+        return "foreign"
+    if event.get("mid_pass") is True:
+        return "before_backward"
+    if event.get("gradient") is False:
+        return "no_gradient"
+    return "unchanged"
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
