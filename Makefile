@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export MPLBACKEND ?= Agg
 
-.PHONY: run test venv data browser student lessons nbgrader bench clean
+.PHONY: run test venv test-tools data browser student lessons nbgrader bench clean
 
 # Every lesson of the registry (autograder/lessons/__init__.py), or one: make run LESSON=02_mnist_cnn
 LESSON ?= $(shell $(PY) -c "from autograder import lessons; print(*lessons.ids())" 2>/dev/null)
@@ -19,7 +19,7 @@ run: data  ## train each lesson's reference solution, then autograde it (LESSON=
 	  $(PY) -m autograder grade solutions/$$lesson.py || exit $$?; \
 	done
 
-test: data browser  ## the whole test suite (what CI runs), the browser test included
+test: data test-tools browser  ## the whole test suite (what CI runs), the browser test included
 	$(PY) -m pytest
 
 # The browser test drives JupyterLab in Debian's chromium (never a browser download).
@@ -33,12 +33,19 @@ browser:
 student: data  ## your own copy of the lessons in work/, opened in JupyterLab
 	$(PY) -m autograder.frontends.student $(ARGS)
 
+# The venv: torch (a CPU build where there is no NVIDIA GPU; TORCH=cpu|pypi overrides), then the
+# course, quietly (pip's full output: $(VENV)/pip.log). test-tools adds the [test] extra.
 venv: $(VENV)/.installed
+test-tools: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
-	touch $@
+$(VENV)/.installed: pyproject.toml tools/setup_venv.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) tools/setup_venv.py
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) tools/setup_venv.py --extras test
+	@touch $@
 
 data: venv  ## fetch (if needed) and verify MNIST
 	$(PY) -m shared.data
@@ -49,7 +56,7 @@ lessons: venv  ## regenerate lessons/ from solutions/
 nbgrader: venv  ## build the nbgrader course folder from solutions/
 	$(PY) -m autograder course build
 
-bench: data browser  ## benchmarks: training vs the original, grader speed, the student session
+bench: data test-tools browser  ## benchmarks: training vs the original, grader speed, the student session
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_notebook.py
 	$(PY) benchmarks/bench_cnn.py

