@@ -36,29 +36,71 @@ def check(check_id, passed, message="", title="a title"):
     return {"id": check_id, "title": title, "passed": passed, "message": message}
 
 
+def student(name, checks=(), status="graded", score=None, error="", seconds=4.0):
+    return {"student": name, "status": status, "score": score, "max_score": 25.0,
+            "error": error, "seconds": seconds, "note": "", "checks": list(checks)}
+
+
 def test_diagnoses_count_students_whose_messages_differ_only_in_numbers():
     undefined = "MyModel is not defined"
     entries = [
-        {"student": "dan", "error": "", "checks": [check("c", False, undefined),
-                                                   check("d", False, undefined)]},
-        {"student": "ann", "error": "", "checks": [check("a", False, "accuracy 0.41 < 0.9"),
-                                                   check("b", True)]},
-        {"student": "ben", "error": "", "checks": [check("a", False, "accuracy 0.37 < 0.9"),
-                                                   check("b", False, "no zero_grad")]},
-        {"student": "cat", "error": "could not grade: no file", "checks": []},
+        student("dan", [check("c", False, undefined), check("d", False, undefined)]),
+        student("ann", [check("a", False, "accuracy 0.41 < 0.9"), check("b", True)]),
+        student("ben", [check("a", False, "accuracy 0.37 < 0.9"),
+                        check("b", False, "no zero_grad")]),
+        student("cat", status="rejected", error="could not grade: no file"),
     ]
     assert classreport.diagnoses(entries) == [
-        ("accuracy # < #", ["a"], ["ann", "ben"]),
+        ("accuracy 0.37–0.41 < 0.9", ["a"], ["ann", "ben"]),  # what varies, as its range
         ("MyModel is not defined", ["c", "d"], ["dan"]),  # one student, two checks
-        ("could not grade: no file", ["(not graded)"], ["cat"]),
-        ("no zero_grad", ["b"], ["ben"])]
+        ("no zero_grad", ["b"], ["ben"])]  # cat was not graded: no diagnosis, no failure
     assert classreport.failure_rates(entries)[2:] == [("a", "a title", 2, 2),
                                                       ("b", "a title", 1, 2)]
 
 
+def test_a_diagnosis_keeps_the_numbers_its_students_share_and_the_names_with_digits():
+    """'#' for every digit garbled the advice: 'use dim=#', 'nn.Conv#d', a path's digits."""
+    advice = ("softmax over dim=0 mixes the images of a batch: use dim=1 in "
+              "nn.Conv2d's model at /tmp/autograder-x1y2/cut.py line {}")
+    entries = [student(name, [check("a", False, advice.format(line))])
+               for name, line in (("ann", 57), ("ben", 61))]
+    [(message, _, students)] = classreport.diagnoses(entries)
+    assert students == ["ann", "ben"]
+    assert message == ("softmax over dim=0 mixes the images of a batch: use dim=1 in "
+                       "nn.Conv2d's model at /tmp/autograder-x1y2/cut.py line 57–61")
+
+
+CLASS = [student("ann", [check("a", True)], score=25.0),
+         student("ben", [check("a", False, "too slow")], score=15.0),
+         student("cy", status="not graded", error="not graded: the grader ran out of time"),
+         student("dee", status="rejected", error="could not grade: could not read dee.ipynb")]
+
+
+def test_students_not_graded_are_counted_apart_and_never_as_zeros():
+    page = Page(classreport.render(CLASS, title="class"))
+    text = " ".join(" ".join(page.text).split())  # a space between cells
+    assert ("4 students, 2 graded, 1 not graded (the grader or the machine failed: grade them "
+            "again), 1 could not be graded (the file handed in)") in text
+    assert "mean 20.0, median 20, full marks 1, zero 0" in text  # of ann and ben only
+    assert "cy not graded not graded: the grader ran out of time" in text
+    assert "dee rejected could not grade: could not read dee.ipynb" in text
+    graded = [e for e in CLASS if e["status"] == "graded"]  # the histogram: the same figure
+    assert classreport._scores(CLASS) == classreport._scores(graded)
+    assert classreport.failure_rates(CLASS) == [("a", "a title", 1, 2)]
+
+
+def test_the_report_has_a_row_per_student():
+    page = Page(classreport.render(CLASS, title="class"))
+    text = " ".join(" ".join(page.text).split())  # a space between cells
+    assert "student status score failed checks, or why not graded seconds" in text
+    assert "ann graded 25/25 every check passed 4.0" in text
+    assert "ben graded 15/25 a 4.0" in text
+    assert "cy not graded — not graded: the grader ran out of time" in text
+
+
 def test_student_text_is_escaped_and_nothing_is_fetched():
-    entries = [{"student": HOSTILE, "score": 3.0, "max_score": 25.0, "error": "",
-                "seconds": 4.2, "checks": [check("a", False, f"<script>alert(x)</script>{HOSTILE}")]}]
+    entries = [student(HOSTILE, [check("a", False, f"<script>alert(x)</script>{HOSTILE}")],
+                       score=3.0, seconds=4.2)]
     page = Page(classreport.render(entries, title=f"class {HOSTILE}"))
     assert "script" not in page.tags and page.tags.count("img") == 3  # the three figures
     assert not [a for a in page.attributes if a[1].startswith("on")]

@@ -111,9 +111,9 @@ def test_gradebook_has_one_column_per_check(tmp_path):
     reports.write_gradebook(rows, tmp_path / "g.csv", "01_mnist_dnn")
     table = list(csv.DictReader(open(tmp_path / "g.csv")))
     assert [r["student"] for r in table] == ["alice", "bob"]
-    assert table[0]["score"] == "0" and table[0]["error"].startswith("could not grade")
+    assert table[0]["score"] == "" and table[0]["error"].startswith("could not grade")
     assert table[1]["output_shape"] == "2" and table[1]["fit_zero_grad"] == "0"  # one format
-    assert set(table[0]) == {"student", "score", "max_score", "error"} | {
+    assert set(table[0]) == {"student", "status", "score", "max_score", "error"} | {
         c.id for c in L01.checks}
 
 

@@ -126,9 +126,18 @@ def test_batch_grades_a_class_with_broken_submissions(tmp_path):
     assert rows["alice"]["score"] == rows["alice"]["max_score"] == "25"
     assert rows["bob"]["score"] == "24" and rows["bob"]["fit_reshuffles"] == "0"
     assert rows["bob"]["output_shape"] == "2"
-    assert rows["carol"]["error"].startswith("could not grade") and rows["carol"]["score"] == "0"
-    assert rows["carol"]["output_shape"] == "0" and rows["carol"]["max_score"] == "25"
-    assert rows["dave"]["score"] == "0" and rows["dave"]["error"] == ""
+    assert rows["alice"]["status"] == rows["bob"]["status"] == "graded"
+    # neither an empty folder nor an unreadable notebook is an honest zero: no points at all
+    assert rows["carol"]["status"] == "rejected" and rows["carol"]["error"] == (
+        "could not grade: no .ipynb or .py file in the student's folder")
+    assert rows["carol"]["score"] == rows["carol"]["output_shape"] == ""
+    assert rows["carol"]["max_score"] == "25"
+    assert rows["dave"]["status"] == "rejected" and rows["dave"]["score"] == ""
+    assert rows["dave"]["error"].startswith("could not grade: could not read dave.ipynb: "
+                                            "JSONDecodeError")
+    assert "graded 2 of 4 submissions" in done.stdout  # alice and bob, not "4 of 4"
+    assert "2 could not grade the file handed in" in done.stdout
+    assert "  dave: could not grade: could not read dave.ipynb" in done.stdout
     feedback = tmp_path / "grades-feedback"
     assert "score 25/25" in (feedback / "alice.txt").read_text()
     dave = (feedback / "dave.txt").read_text()
@@ -157,12 +166,13 @@ def test_gradebook_writes_every_number_the_same_way(tmp_path):
     half_point = dataclasses.replace(checks[0], points=0.5)  # output_shape
     graded = Report("01_mnist_dnn", "bob.py", [CheckResult(half_point, True, "")] + [
         CheckResult(c, c.group == "model", "") for c in checks[1:]])
-    rows = [reports.gradebook_row("bob", graded), reports.gradebook_row("al", error="no file")]
+    rows = [reports.gradebook_row("bob", graded),
+            reports.gradebook_row("al", error="could not grade: no file", status="rejected")]
     reports.write_gradebook(rows, tmp_path / "g.csv", "01_mnist_dnn")
     bob, al = sorted(csv.DictReader(open(tmp_path / "g.csv")), key=lambda r: r["student"] != "bob")
     assert bob["output_shape"] == "0.5" and bob["batch_independence"] == "2"
     assert bob["fit_zero_grad"] == "0" and bob["score"] == "6.5" and bob["max_score"] == "23.5"
-    assert al["score"] == al["output_shape"] == "0" and al["max_score"] == "25"
+    assert al["score"] == al["output_shape"] == "" and al["max_score"] == "25"  # not a zero
 
 
 def test_pytest_suite_runs_one_test_per_check(tmp_path):
@@ -258,3 +268,29 @@ def test_grade_says_what_it_is_doing_while_it_grades(tmp_path):
     assert steps[0] == "grading: reading reference.py", done.stderr
     assert any("starting the sandbox" in step for step in steps), done.stderr
     assert "starting the sandbox" not in done.stdout and "score 8/8" in done.stdout
+
+
+def test_a_submission_the_grader_failed_is_not_graded_never_a_zero_and_never_kept(tmp_path):
+    """A sandbox that cannot start (here: 50 MB for a child that imports torch) is the grader's
+    failure: the CSV, the student's feedback file, the class report and the terminal say "not
+    graded" and why, with no points; the next run grades them again (nothing was cached)."""
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    write("reference", class_dir).rename(class_dir / "alice.py")
+    out = tmp_path / "grades.csv"
+    command = ["batch", class_dir, "--out", out, "--memory-limit", "50", "--children", "each",
+               "--report", tmp_path / "report.html"]  # (a forked child shares torch's pages)
+    first = autograder(*command)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "graded 0 of 1 submissions" in first.stdout
+    assert "1 not graded: the grader or the machine failed, not the student" in first.stdout
+    [row] = csv.DictReader(open(out))
+    assert row["status"] == "not graded" and row["error"].startswith("not graded: ")
+    assert row["score"] == row["output_shape"] == "" and row["max_score"] == "25"
+    feedback = (tmp_path / "grades-feedback" / "alice.txt").read_text()
+    assert "not graded: " in feedback and "not yours" in feedback
+    report = (tmp_path / "report.html").read_text()
+    assert "1 students, 0 graded, 1 not graded (the grader or the machine failed" in report
+    again = autograder(*command)
+    assert "(1 graded now, 0 unchanged since the last run)" in again.stdout, again.stdout
+    assert not cache_entries(out)

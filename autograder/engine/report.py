@@ -116,13 +116,41 @@ def write_gradescope(report, path) -> None:
     Path(path).write_text(json.dumps(gradescope(report), indent=2) + "\n")
 
 
+# What a gradebook row's "status" says, and who acts on it. Only a graded row has points: the
+# others leave score and checks blank, so that no spreadsheet, sum or LMS upload takes them for 0.
+GRADED = "graded"
+NOT_GRADED = "not graded"  # the grader or the machine failed: grade again, never the student's
+REJECTED = "rejected"      # the file cannot be graded as it is (unreadable, another lesson, none)
+
+
+def failure(error: BaseException) -> tuple[str, str]:
+    """(status, message) of a submission whose grading raised `error`. A SubmissionError or a
+    UsageError (another lesson's notebook) is the file's; anything else is the grader's, whose
+    message starts with "not graded: " and says so."""
+    from autograder.engine.checks import UsageError
+    from autograder.engine.sandbox import SandboxError
+    from autograder.engine.submission import SubmissionError
+
+    text = str(error)
+    if isinstance(error, (SubmissionError, UsageError)):
+        return REJECTED, f"could not grade: {text}"
+    if text.startswith("not graded: "):  # GraderUnavailable says it already
+        return NOT_GRADED, text
+    if isinstance(error, SandboxError):
+        return NOT_GRADED, f"not graded: the grader failed ({text}); it is graded again next run"
+    return NOT_GRADED, (f"not graded: the grader failed ({type(error).__name__}: {text}); "
+                        f"please report it")
+
+
 def gradebook_columns(lesson) -> list[str]:
-    return ["student", "score", "max_score"] + [c.id for c in resolve(lesson).checks] + ["error"]
+    return (["student", "status", "score", "max_score"] + [c.id for c in resolve(lesson).checks]
+            + ["error"])
 
 
-def gradebook_row(student: str, report=None, error: str = "") -> dict:
-    """One CSV row: points per check; a submission that could not be graded scores 0."""
-    row = {"student": student, "error": error}
+def gradebook_row(student: str, report=None, error: str = "", status: str = "") -> dict:
+    """One CSV row: points per check, or a status and an error and no points at all."""
+    row = {"student": student, "status": status or (GRADED if report is not None
+                                                    else NOT_GRADED), "error": error}
     if report is not None:
         row.update(score=report.score, max_score=report.max_score)
         row.update({r.check.id: r.score for r in report.results})
@@ -130,17 +158,29 @@ def gradebook_row(student: str, report=None, error: str = "") -> dict:
 
 
 def write_gradebook(rows: list[dict], path, lesson) -> None:
-    """Every number in one format (2, 0, 25, 0.5); a missing score or check is 0 points."""
+    """Every number in one format (2, 0, 25, 0.5); a graded row's missing check is 0 points, a
+    row that was not graded has none (blank cells)."""
     columns = gradebook_columns(lesson)
-    points = set(columns) - {"student", "error"}
+    points = set(columns) - {"student", "status", "error"}
     max_score = resolve(lesson).max_score
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         for row in sorted(rows, key=lambda r: r["student"]):
-            row = {"max_score": max_score, **row}
-            writer.writerow({column: format_points(row.get(column, 0)) if column in points
-                             else spreadsheet_safe(row.get(column, "")) for column in columns})
+            writer.writerow(_cells({"max_score": max_score, **row}, columns, points))
+
+
+def _cells(row: dict, columns: list[str], points: set[str]) -> dict:
+    graded = row.get("status", GRADED) == GRADED
+    cells = {}
+    for column in columns:
+        if column not in points:
+            cells[column] = spreadsheet_safe(row.get(column, ""))
+        elif graded or column == "max_score":
+            cells[column] = format_points(row.get(column, 0))
+        else:
+            cells[column] = ""  # not graded: no points, which is not 0 points
+    return cells
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection)

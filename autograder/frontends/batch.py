@@ -7,7 +7,9 @@
 A task carries the file's bytes, not its path, so a cluster's workers need no shared
 filesystem: `grade_payload` writes them to a private temporary folder and grades them there,
 then returns plain data (the report's dict and the student's scorecard text).
-One broken submission never stops the batch: it gets a row with an error and 0 points.
+One broken submission never stops the batch: it gets a row with a status, an error and no
+points (report.failure: "not graded" when the grader or the machine failed, graded again next
+run; "rejected" when the file cannot be graded as it is).
 A student with several files (`dave.ipynb` and `dave.py`) gets one graded, the notebook first,
 and a note saying which, in the batch output and in their feedback.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from autograder.frontends import gradecache
 from autograder.frontends import pool
-from autograder.engine import report
+from autograder.engine import leftovers, report
 from autograder.engine.checks import UsageError
 from autograder.engine.sandbox import Limits
 from autograder.engine.submission import SubmissionError
@@ -154,17 +156,17 @@ def grade_payload(payload: dict, warm=None, children: str = "each") -> dict:
 
         warm = zygote.shared(payload["lesson"], Limits(**payload["limits"]))
     try:
-        with tempfile.TemporaryDirectory(prefix="autograder-") as private:
+        with leftovers.PrivateDir("submission") as private:  # swept if we are killed
             graded = _grade_bytes(payload, Path(private), warm)
         result = {"row": report.gradebook_row(student, graded), "report": graded.to_dict(),
                   "feedback": report.scorecard(graded, student=True) + "\n", "cacheable": True}
     except Exception as error:
-        message = f"could not grade: {type(error).__name__}: {error}"
+        status, message = report.failure(error)
         lines = [student] + ([f"note: {note}"] if note else []) + [message]
-        result = {"row": report.gradebook_row(student, error=message), "report": None,
-                  "feedback": "\n".join(lines) + "\n",
-                  # the file's fault, the same next time; anything else is worth a retry
-                  "cacheable": isinstance(error, SubmissionError)}
+        result = {"row": report.gradebook_row(student, error=message, status=status),
+                  "report": None, "feedback": "\n".join(lines) + "\n",
+                  # the file's fault is the same next time; the grader's is graded again
+                  "cacheable": status == report.REJECTED}
     result.update(student=student, file=payload["file"], note=note, key=_key(payload),
                   seconds=round(time.perf_counter() - start, 3), worker=pool.where(),
                   grader=gradecache.grader_version())
@@ -271,12 +273,12 @@ def _result(future, student: str) -> dict:
     try:
         result = future.result()
     except Exception as error:  # e.g. distributed.KilledWorker: a worker died on this task
-        message = f"could not grade: the grading process failed ({type(error).__name__}: {error})"
+        message = f"not graded: the grading process failed ({type(error).__name__}: {error})"
         return {"student": student, "row": report.gradebook_row(student, error=message),
                 "report": None, "feedback": f"{student}\n{message}\n", "cacheable": False,
                 "file": "", "note": "", "seconds": 0.0, "worker": "", "grader": ""}
     if result["grader"] != gradecache.grader_version():
-        message = (f"could not grade: worker {result['worker']} runs another version of the "
+        message = (f"not graded: worker {result['worker']} runs another version of the "
                    f"grader ({result['grader']}, here {gradecache.grader_version()}); install "
                    f"this same version of the course package on every worker")
         result.update(row=report.gradebook_row(student, error=message), report=None,

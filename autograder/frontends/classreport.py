@@ -1,14 +1,17 @@
 """The class at a glance: one self-contained HTML file for the instructor.
 
-Score histogram, failure rate per check, the most common diagnoses (failure messages with
-their numbers blanked, so that "accuracy 0.41" and "accuracy 0.37" count as one) with counts
-and example students, and grading time per submission. Figures are matplotlib PNGs embedded
+Who was graded and who was not (the grader's failures apart from the files that cannot be
+graded, and neither counted as a zero), the score histogram and statistics of the graded, failure
+rate per check, the most common diagnoses (failure messages that differ only in their numbers,
+"accuracy 0.41" and "accuracy 0.37", count as one and show the range, "accuracy 0.37–0.41"), a
+table of every student, and grading time per submission. Figures are matplotlib PNGs embedded
 as base64: the file opens offline and can be mailed. Everything a student controls (names,
 messages) is escaped.
 
-An entry is one student: {"student", "score", "max_score", "error", "seconds",
+An entry is one student: {"student", "status" (report.GRADED, NOT_GRADED or REJECTED), "score"
+(None unless graded), "max_score", "error", "seconds", "note",
 "checks": [{"id", "title", "passed", "message"}, ...]} — `entry` builds it from a batch result,
-`autograder.frontends.nbgrader.course` from an autograded notebook.
+`autograder.frontends.nbgrader.autograde.class_entries` from an autograded course.
 """
 from __future__ import annotations
 
@@ -23,7 +26,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?%?")
+from autograder.engine import report
+
+# a number standing alone ("0.41", "dim=1", "[28*B, 28]"), not a part of a word or a name
+# ("conv2d", "autograder-x1y2", "MyModel2")
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?%?(?![\w])")
 TOP_DIAGNOSES = 15
 EXAMPLES = 3
 
@@ -31,46 +38,82 @@ EXAMPLES = 3
 def entry(result: dict) -> dict:
     """A batch result (autograder.frontends.batch.grade_payload) as a report entry."""
     row, graded = result["row"], result.get("report") or {}
-    return {"student": result["student"], "score": float(row.get("score") or 0),
+    status = row.get("status", report.GRADED)
+    return {"student": result["student"], "status": status,
+            "score": float(row.get("score") or 0) if status == report.GRADED else None,
             "max_score": float(graded.get("max_score") or row.get("max_score") or 0),
             "error": row.get("error", ""), "seconds": float(result.get("seconds") or 0),
-            "checks": graded.get("checks", [])}
+            "note": result.get("note", ""), "checks": graded.get("checks", [])}
+
+
+def graded(entries: list[dict]) -> list[dict]:
+    return [e for e in entries if e["status"] == report.GRADED]
 
 
 def normalise(message: str) -> str:
     """A diagnosis without its numbers or extra spaces, cut to a readable length."""
-    text = " ".join(NUMBER.sub("#", message).split())
+    return _cut(NUMBER.sub("#", " ".join(message.split())))
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= 240 else text[:239] + "…"
 
 
+def shown(messages: list[str]) -> str:
+    """The diagnosis that `messages` (equal but for their numbers) share, as a reader wants it:
+    a number they all have is shown ("use dim=1"), one that varies as its range ("accuracy
+    0.37–0.41")."""
+    texts = [" ".join(m.split()) for m in messages]
+    parts = NUMBER.split(texts[0])
+    numbers = list(zip(*(NUMBER.findall(t) for t in texts)))
+    if len(numbers) != len(parts) - 1:  # equal only in their first 240 characters
+        return normalise(texts[0])
+    out = [parts[0]]
+    for values, part in zip(numbers, parts[1:]):
+        out += [_span(values), part]
+    return _cut("".join(out))
+
+
+def _span(values: tuple[str, ...]) -> str:
+    if len(set(values)) == 1:
+        return values[0]
+    try:
+        ordered = sorted(values, key=lambda v: float(v.rstrip("%").replace(",", "")))
+    except ValueError:
+        return "#"
+    return f"{ordered[0]}–{ordered[-1]}"
+
+
 def diagnoses(entries: list[dict]) -> list[tuple[str, list[str], list[str]]]:
-    """(normalised message, the checks that gave it, the students who got it), most students
-    first; a submission that could not be graded counts under the check "(not graded)"."""
+    """(the diagnosis, the checks that gave it, the students who got it), most students first,
+    for the graded students (see `shown` for how a diagnosis reads)."""
     checks, students = collections.defaultdict(list), collections.defaultdict(list)
-    for e in entries:
-        failures = [("(not graded)", e["error"])] if e["error"] else []
-        failures += [(c["id"], c.get("message", "")) for c in e["checks"] if not c["passed"]]
-        for check, message in failures:
-            message = normalise(message)
-            if check not in checks[message]:
-                checks[message].append(check)
-            if e["student"] not in students[message]:
-                students[message].append(e["student"])
-    ranked = sorted(students, key=lambda message: (-len(students[message]), message))
-    return [(message, checks[message], students[message]) for message in ranked]
+    messages = collections.defaultdict(list)
+    for e in graded(entries):
+        for check in e["checks"]:
+            if check["passed"]:
+                continue
+            key = normalise(check.get("message", ""))
+            messages[key].append(check.get("message", ""))
+            if check["id"] not in checks[key]:
+                checks[key].append(check["id"])
+            if e["student"] not in students[key]:
+                students[key].append(e["student"])
+    ranked = sorted(students, key=lambda key: (-len(students[key]), key))
+    return [(shown(messages[key]), checks[key], students[key]) for key in ranked]
 
 
 def failure_rates(entries: list[dict]) -> list[tuple[str, str, int, int]]:
     """(check id, title, failed, graded) in catalogue order (the first entry's order)."""
     order, titles = {}, {}
-    failed, graded = collections.Counter(), collections.Counter()
-    for e in entries:
+    failed, counted = collections.Counter(), collections.Counter()
+    for e in graded(entries):
         for check in e["checks"]:
             order.setdefault(check["id"], len(order))
             titles.setdefault(check["id"], check.get("title", ""))
-            graded[check["id"]] += 1
+            counted[check["id"]] += 1
             failed[check["id"]] += not check["passed"]
-    return [(c, titles[c], failed[c], graded[c]) for c in sorted(order, key=order.get)]
+    return [(c, titles[c], failed[c], counted[c]) for c in sorted(order, key=order.get)]
 
 
 def write(entries: list[dict], path, title: str = "class report") -> Path:
@@ -80,8 +123,8 @@ def write(entries: list[dict], path, title: str = "class report") -> Path:
 
 
 def render(entries: list[dict], title: str) -> str:
-    sections = [_summary(entries), _scores(entries), _checks(entries), _diagnoses(entries),
-                _times(entries)]
+    sections = [_summary(entries), _not_graded(entries), _scores(entries), _checks(entries),
+                _diagnoses(entries), _students(entries), _times(entries)]
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
@@ -97,29 +140,46 @@ td.n { text-align: right; } .meta { color: #666; } img { max-width: 100%; }
 """
 
 
+STATUS_WORDS = {report.NOT_GRADED: "not graded (the grader or the machine failed: grade them "
+                                   "again)",
+                report.REJECTED: "could not be graded (the file handed in)"}
+
+
 def _summary(entries: list[dict]) -> str:
-    graded = [e for e in entries if not e["error"]]
-    scores = [e["score"] for e in entries]
+    scores = [e["score"] for e in graded(entries)]
     most = max((e["max_score"] for e in entries), default=0)
-    items = [f"{len(entries)} students, {len(graded)} graded, "
-             f"{len(entries) - len(graded)} could not be graded"]
+    count = collections.Counter(e["status"] for e in entries)
+    items = [f"{len(entries)} students, {len(scores)} graded"
+             + "".join(f", {count[status]} {words}" for status, words in STATUS_WORDS.items()
+                       if count[status])]
     if scores:
-        items.append(f"score out of {most:g}: mean {statistics.mean(scores):.1f}, "
-                     f"median {statistics.median(scores):g}, "
-                     f"full marks {sum(s == most for s in scores)}")
+        items.append(f"score of the {len(scores)} graded, out of {most:g}: mean "
+                     f"{statistics.mean(scores):.1f}, median {statistics.median(scores):g}, "
+                     f"full marks {sum(s == most for s in scores)}, zero {scores.count(0)}")
     return "<h2>Summary</h2><ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+
+
+def _not_graded(entries: list[dict]) -> str:
+    """Who has no score, and why, before any statistics: not one of them is a zero."""
+    missing = [e for e in entries if e["status"] != report.GRADED]
+    if not missing:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(e['student'])}</td><td>{html.escape(e['status'])}"
+                   f"</td><td>{html.escape(e['error'])}</td></tr>" for e in missing)
+    return ("<h2>Not graded</h2><p>No score, and left out of every figure below.</p><table>"
+            "<tr><th>student</th><th>status</th><th>why</th></tr>" + rows + "</table>")
 
 
 def _scores(entries: list[dict]) -> str:
     most = max((e["max_score"] for e in entries), default=0) or 1
     figure = Figure(figsize=(7, 3))
     axes = figure.subplots()
-    axes.hist([e["score"] for e in entries], bins=min(25, int(most)) or 1, range=(0, most),
-              color="#4472c4", edgecolor="white")
-    axes.set(xlabel="score", ylabel="students", title="Scores")
+    axes.hist([e["score"] for e in graded(entries)], bins=min(25, int(most)) or 1,
+              range=(0, most), color="#4472c4", edgecolor="white")
+    axes.set(xlabel="score", ylabel="students", title="Scores of the graded students")
     axes.yaxis.get_major_locator().set_params(integer=True)
     figure.tight_layout()
-    return "<h2>Scores</h2>" + _image(figure, "histogram of the students' scores")
+    return "<h2>Scores</h2>" + _image(figure, "histogram of the graded students' scores")
 
 
 def _checks(entries: list[dict]) -> str:
@@ -144,7 +204,7 @@ def _checks(entries: list[dict]) -> str:
 def _diagnoses(entries: list[dict]) -> str:
     found = diagnoses(entries)
     if not found:
-        return "<h2>Most common diagnoses</h2><p>Every check passed.</p>"
+        return "<h2>Most common diagnoses</h2><p>Every check of the graded passed.</p>"
     rows = "".join(
         f"<tr><td class=\"n\">{len(students)}</td><td>{html.escape(message)}</td>"
         f"<td>{html.escape(', '.join(checks))}</td>"
@@ -152,10 +212,27 @@ def _diagnoses(entries: list[dict]) -> str:
         f"{' …' if len(students) > EXAMPLES else ''}</td></tr>"
         for message, checks, students in found[:TOP_DIAGNOSES])
     more = len(found) - TOP_DIAGNOSES
-    return ("<h2>Most common diagnoses</h2><p>Failure messages, their numbers shown as #, "
-            "with the checks that gave them.</p><table><tr><th>students</th><th>diagnosis</th>"
+    return ("<h2>Most common diagnoses</h2><p>Failure messages of the graded, those that differ "
+            "only in their numbers counted as one (a number that varies shows its range), with "
+            "the checks that gave them.</p><table><tr><th>students</th><th>diagnosis</th>"
             "<th>checks</th><th>for example</th></tr>" + rows + "</table>"
             + (f"<p>… and {more} rarer diagnoses.</p>" if more > 0 else ""))
+
+
+def _students(entries: list[dict]) -> str:
+    """One row per student: what the gradebook holds, and which checks failed."""
+    rows = []
+    for e in sorted(entries, key=lambda e: e["student"]):
+        score = f"{e['score']:g}/{e['max_score']:g}" if e["score"] is not None else "—"
+        failed = ", ".join(c["id"] for c in e["checks"] if not c["passed"])
+        said = e["error"] or failed or "every check passed"
+        note = f" (note: {e['note']})" if e.get("note") else ""
+        rows.append(f"<tr><td>{html.escape(e['student'])}</td><td>{html.escape(e['status'])}"
+                    f"</td><td class=\"n\">{score}</td><td>{html.escape(said + note)}</td>"
+                    f"<td class=\"n\">{e['seconds']:.1f}</td></tr>")
+    return ("<h2>Students</h2><table><tr><th>student</th><th>status</th><th>score</th>"
+            "<th>failed checks, or why not graded</th><th>seconds</th></tr>" + "".join(rows)
+            + "</table>")
 
 
 def _times(entries: list[dict]) -> str:

@@ -13,6 +13,7 @@ Bad arguments (limits <= 0, an output file that cannot be written) stop before a
 from __future__ import annotations
 
 import argparse
+import collections
 import math
 import os
 import sys
@@ -147,18 +148,29 @@ def batch_command(args) -> int:
                            scheduler=args.scheduler, force=args.force,
                            class_report=args.report, lesson=args.lesson, limits=limits,
                            children=args.children)
-    broken = [r["student"] for r in results if r["row"].get("error")]
-    reused = sum(r["cached"] for r in results)
-    print(f"graded {len(results) - len(broken)} of {len(results)} submissions → {args.out} "
-          f"({len(results) - reused} graded now, {reused} unchanged since the last run)")
-    for result in results:
-        if result.get("note"):
-            print(f"  {result['student']}: {result['note']}")
-    for student in broken:
-        print(f"  could not grade {student}: see its feedback file")
+    print("\n".join(batch_summary(results, args.out)))
     if args.report:
         print(f"class report → {args.report}")
-    return 1 if broken else 0
+    return 0 if all(r["row"]["status"] == reports.GRADED for r in results) else 1
+
+
+def batch_summary(results: list[dict], out) -> list[str]:
+    """What the instructor reads: how many were graded, each note, then the submissions that
+    were not, apart: the grader's failures (run again) and the files that cannot be graded."""
+    count = collections.Counter(r["row"]["status"] for r in results)
+    reused = sum(r["cached"] for r in results)
+    lines = [f"graded {count[reports.GRADED]} of {len(results)} submissions → {out} "
+             f"({len(results) - reused} graded now, {reused} unchanged since the last run)"]
+    lines += [f"  {r['student']}: {r['note']}" for r in results if r.get("note")]
+    for status, heading in ((reports.NOT_GRADED, "not graded: the grader or the machine failed, "
+                             "not the student; run the same command again to grade them"),
+                            (reports.REJECTED, "could not grade the file handed in (their "
+                                               "feedback file says why)")):
+        if count[status]:
+            lines.append(f"{count[status]} {heading}:")
+            lines += [f"  {r['student']}: {r['row']['error']}" for r in results
+                      if r["row"]["status"] == status]
+    return lines
 
 
 def main(argv=None) -> int:
