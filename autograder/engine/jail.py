@@ -34,10 +34,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from autograder.engine import leftovers
+
 UID_BASE, UID_SPAN = 1_900_000_000, 1_000_000   # as root: each jail a uid of its own in here
 PROCESSES = 256                                  # tasks (processes and threads) per jail
 TMP_MB, SHM_MB = 512, 256                        # private /tmp and /dev/shm (tmpfs) per jail
 CGROUP_NAME = "mnist-course-grader"
+CPU_CORES, CPU_PERIOD_US = 1, 100_000             # a jail's CPU: at most one core
 # Environment variables a jailed child gets; everything else of the grader's is left out.
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "USER": "student",
        "LOGNAME": "student", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp",
@@ -57,6 +60,7 @@ class Isolation:
     bwrap: str = ""      # the bubblewrap binary
     own_uid: bool = False  # each jail runs as a uid of its own (the grader is root)
     cgroup: str = ""     # "v1", "v2" or "" (no writable cgroup)
+    cpu: bool = False    # the cgroup bounds each jail's CPU (at most one core) and counts it
 
     @property
     def jailed(self) -> bool:
@@ -71,8 +75,11 @@ class Isolation:
                   f"counted)" if self.cgroup else
                   "memory bounded by rlimits and polling (no writable cgroup: shared memory "
                   "is counted only by polling), processes by RLIMIT_NPROC")
+        cpu = (f"CPU: at most {CPU_CORES} core per jail, its time counted by the cgroup"
+               if self.cpu else "CPU: no bound per jail (no writable cpu cgroup controller); "
+               "its time is counted from /proc")
         return (f"jail (bubblewrap): {uid}, no network, own PID namespace, read-only view of "
-                f"Python and the grader only; {memory}")
+                f"Python and the grader only; {memory}; {cpu}")
 
 
 class NoJail(RuntimeError):
@@ -92,7 +99,9 @@ def bwrap_binary() -> str | None:
 
 @lru_cache(maxsize=1)
 def isolation() -> Isolation:
-    """Probe once per process: can a jail start here, and with which bounds?"""
+    """Probe once per process: can a jail start here, and with which bounds? The first call
+    also sweeps what killed graders left (`sweep_leftovers`)."""
+    sweep_leftovers()
     if os.environ.get("AUTOGRADER_NO_JAIL"):  # for benchmarks comparing with and without
         return Isolation("process", "AUTOGRADER_NO_JAIL is set")
     if not sys.platform.startswith("linux"):
@@ -112,7 +121,16 @@ def isolation() -> Isolation:
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
         return Isolation("process", f"bubblewrap cannot start here: {why}")
-    return Isolation("jail", bwrap=binary, own_uid=own_uid, cgroup=Cgroup.version())
+    trial = Cgroup.probe()
+    return Isolation("jail", bwrap=binary, own_uid=own_uid, cgroup=Cgroup.version(),
+                     cpu=bool(trial and trial.cpu))
+
+
+def sweep_leftovers() -> dict:
+    """Remove what graders that no longer run left behind (a grader killed with SIGKILL cleans
+    nothing): their jails' cgroups, with any process still in them, and their private folders,
+    which hold students' files. What a running grader made is never touched (`leftovers`)."""
+    return {"cgroups": Cgroup.sweep(), "folders": [str(p) for p in leftovers.sweep_dirs()]}
 
 
 def require(untrusted_ok: bool) -> Isolation:
@@ -129,26 +147,41 @@ def require(untrusted_ok: bool) -> Isolation:
 # --------------------------------------------------------------------------- cgroups
 
 class Cgroup:
-    """A memory + pids cgroup for one jail (v1 or v2), or nothing where none is writable."""
+    """A cgroup for one jail (v1 or v2), or nothing where none is writable: it bounds the jail's
+    memory and processes and, where the cpu controller is writable, its CPU (at most one core,
+    CPU_CORES, with the share of one process against everything else), and it counts the CPU
+    time the jail used (`cpu_seconds`), which time limits are judged by (see `clock`).
+
+    Its name starts with the grader's tag (`leftovers.owner`): a grader killed before it removed
+    its cgroups leaves them to the next grader's `sweep`."""
 
     V1 = Path("/sys/fs/cgroup")
     V2 = Path("/sys/fs/cgroup")
+    V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 
-    def __init__(self, version: str, dirs: list[Path]):
-        self.version, self.dirs = version, dirs
+    def __init__(self, version: str, dirs: list[Path], cpu: bool = False):
+        self.version, self.dirs, self.cpu = version, dirs, cpu
 
     @staticmethod
     @lru_cache(maxsize=1)
     def version() -> str:
-        """"v1" or "v2" when this process may create cgroups with both controllers, else ""."""
-        probe = Cgroup.create(f"probe-{os.getpid()}", 64 * 2 ** 20, 8)
-        if probe is None:
-            return ""
-        probe.remove()
-        return probe.version
+        """"v1" or "v2" when this process may create cgroups with the memory and pids
+        controllers, else ""."""
+        found = Cgroup.probe()
+        return found.version if found else ""
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def probe() -> "Cgroup | None":
+        """A trial cgroup, made and removed: what a jail's would be (None: no writable one)."""
+        trial = Cgroup.create(f"probe-{secrets.token_hex(4)}", 64 * 2 ** 20, 8)
+        if trial is not None:
+            trial.remove()
+        return trial
 
     @staticmethod
     def create(name: str, memory_bytes: int, pids: int) -> "Cgroup | None":
+        name = f"{leftovers.owner()}-{name}"
         try:
             if (Cgroup.V1 / "memory" / "memory.limit_in_bytes").exists():
                 return Cgroup._create_v1(name, memory_bytes, pids)
@@ -160,38 +193,67 @@ class Cgroup:
 
     @staticmethod
     def _create_v1(name, memory_bytes, pids):
-        memory = Cgroup.V1 / "memory" / CGROUP_NAME / name
-        tasks = Cgroup.V1 / "pids" / CGROUP_NAME / name
-        group = Cgroup("v1", [memory, tasks])
+        roots = {c: Cgroup.V1 / c for c in Cgroup.V1_CONTROLLERS}
+        cpu = all((roots[c] / f"{c}.{'usage' if c == 'cpuacct' else 'cfs_quota_us'}").exists()
+                  for c in ("cpu", "cpuacct"))
+        used = ["memory", "pids"] + (["cpu", "cpuacct"] if cpu else [])
+        folders = {c: roots[c] / CGROUP_NAME / name for c in used}
+        dirs = list({os.path.realpath(f): f for f in folders.values()}.values())  # cpu,cpuacct
+        group = Cgroup("v1", dirs, cpu=cpu)
         try:
             for folder in group.dirs:
                 folder.mkdir(parents=True, exist_ok=True)
+            memory = folders["memory"]
             _write(memory / "memory.limit_in_bytes", memory_bytes)
             if (memory / "memory.memsw.limit_in_bytes").exists():  # swap counted too
                 _write(memory / "memory.memsw.limit_in_bytes", memory_bytes)
-            _write(tasks / "pids.max", pids)
+            _write(folders["pids"] / "pids.max", pids)
+            if cpu:
+                _write(folders["cpu"] / "cpu.cfs_period_us", CPU_PERIOD_US)
+                _write(folders["cpu"] / "cpu.cfs_quota_us", CPU_CORES * CPU_PERIOD_US)
         except OSError:
             group.remove()
             raise
+        group.usage_file = folders["cpuacct"] / "cpuacct.usage" if cpu else None
         return group
 
     @staticmethod
     def _create_v2(name, memory_bytes, pids):
         parent = Cgroup.V2 / CGROUP_NAME
         parent.mkdir(exist_ok=True)
+        cpu = "cpu" in (Cgroup.V2 / "cgroup.controllers").read_text().split()
         for folder in (Cgroup.V2, parent):
-            _write(folder / "cgroup.subtree_control", "+memory +pids")
-        group = Cgroup("v2", [parent / name])
+            _write(folder / "cgroup.subtree_control", "+memory +pids" + (" +cpu" if cpu else ""))
+        group = Cgroup("v2", [parent / name], cpu=cpu)
         try:
-            group.dirs[0].mkdir(exist_ok=True)
-            _write(group.dirs[0] / "memory.max", memory_bytes)
-            if (group.dirs[0] / "memory.swap.max").exists():
-                _write(group.dirs[0] / "memory.swap.max", 0)
-            _write(group.dirs[0] / "pids.max", pids)
+            folder = group.dirs[0]
+            folder.mkdir(exist_ok=True)
+            _write(folder / "memory.max", memory_bytes)
+            if (folder / "memory.swap.max").exists():
+                _write(folder / "memory.swap.max", 0)
+            _write(folder / "pids.max", pids)
+            if cpu:
+                _write(folder / "cpu.max", f"{CPU_CORES * CPU_PERIOD_US} {CPU_PERIOD_US}")
         except OSError:
             group.remove()
             raise
+        group.usage_file = folder / "cpu.stat"
         return group
+
+    usage_file: Path | None = None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by every process that was ever in the jail (None: not counted here)."""
+        try:
+            text = self.usage_file.read_text() if self.usage_file else None
+        except OSError:
+            return None
+        if text is None:
+            return None
+        if self.version == "v1":
+            return int(text) / 1e9
+        usage = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(usage["usage_usec"]) / 1e6 if "usage_usec" in usage else None
 
     @property
     def procs_files(self) -> list[str]:
@@ -241,6 +303,24 @@ class Cgroup:
                     break
                 except OSError:
                     time.sleep(0.01)
+
+    @staticmethod
+    def sweep() -> list[str]:
+        """Kill and remove the jails' cgroups of graders that no longer run; return their
+        names (see `leftovers`)."""
+        parents = [Cgroup.V1 / c / CGROUP_NAME for c in Cgroup.V1_CONTROLLERS]
+        parents.append(Cgroup.V2 / CGROUP_NAME)
+        found: dict[str, list[Path]] = {}
+        for parent in parents:
+            try:
+                for folder in parent.iterdir():
+                    if folder.is_dir() and leftovers.stale(folder.name):
+                        found.setdefault(folder.name, []).append(folder)
+            except OSError:
+                continue
+        for dirs in found.values():
+            Cgroup("v2" if (dirs[0] / "cgroup.kill").exists() else "v1", dirs).remove()
+        return sorted(found)
 
 
 def _write(path: Path, value) -> None:

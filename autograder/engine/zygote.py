@@ -354,15 +354,29 @@ def warm_up_export(torch) -> None:
     """Trace a first program with the grader's exporter (its first use costs ~0.6 s)."""
     from autograder.lessons.common import graphs
 
-    try:  # tracing shows a progress bar, whose monitor thread fork() would not copy
-        import tqdm
-
+    try:  # tracing shows a progress bar: no monitor thread (fork() would not copy it), and a
+        import tqdm  # lock of this process only, not its default cross-process semaphore, a
+                     # page of /dev/shm every forked child would share (and could hold forever)
         tqdm.tqdm.monitor_interval = 0
+        tqdm.tqdm.set_lock(threading.RLock())
     except ImportError:
         pass
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.ReLU())
     graphs.export(model, torch.zeros(2, 4))
+
+
+def writable_shared_mappings(pid: str = "self") -> list[str]:
+    """The mappings of a process that are both writable and shared (/proc/PID/maps "rw-s"): a
+    forked child would share them with its siblings, so a child of one submission could change
+    what another's sees (a lock it never releases, say). The zygote and each child hold none."""
+    found = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 1 and fields[1][1] == "w" and fields[1][3] == "s":
+                found.append(" ".join(fields[5:]) or fields[0])
+    return found
 
 
 def zygote_main(sock_fd: int, probes: str, grader_pid: int) -> int:
@@ -381,8 +395,11 @@ def zygote_main(sock_fd: int, probes: str, grader_pid: int) -> int:
     importlib.import_module(probes)
     sock = socket.socket(fileno=sock_fd)
     threads = len(os.listdir("/proc/self/task"))
-    if threads != 1:  # fork() copies one thread: a lock held by another would never be freed
-        sock.send(json.dumps({"error": f"{threads} threads in the zygote"}).encode())
+    shared = writable_shared_mappings()
+    if threads != 1 or shared:  # fork() copies one thread: a lock held by another would never
+        why = (f"{threads} threads in the zygote" if threads != 1 else  # be freed; a shared page
+               f"it maps writable shared memory every child would share: {shared[:3]}")
+        sock.send(json.dumps({"error": why}).encode())
         return 1
     sock.send(json.dumps({"started": True}).encode())
     wake_r, wake_w = os.pipe()
@@ -495,18 +512,19 @@ def _keeper(spec: dict, fds: list[int]) -> int:
                         | CLONE_NEWUTS | CLONE_NEWCGROUP), "unshare")
     child = []
     signal.signal(signal.SIGTERM, lambda *_: child and os.kill(child[0], signal.SIGKILL))
+    lifeline, held = os.pipe()  # the keeper holds `held` open until it dies
     pid = os.fork()
     if pid == 0:
         code = 126
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
-            code = _child(spec, fds)
+            code = _child(spec, fds + [lifeline])
         except BaseException:  # noqa: B036
             _report(fds[3])
         sys.stdout.flush()
         os._exit(code)
     child.append(pid)
-    for fd in fds:
+    for fd in fds + [lifeline]:
         os.close(fd)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
@@ -521,8 +539,13 @@ def _child(spec: dict, fds: list[int]) -> int:
     os.setsid()  # a session of its own, as bubblewrap's --new-session
     _build_root(spec["layout"])
     _loopback_up()
-    req, res = _own_descriptors(fds)
+    req, res, lifeline = _own_descriptors(fds)
     _drop_privileges(spec["uid"], spec["gid"])
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # changing the uid cleared it
+    _outlive_nobody(lifeline)
+    shared = writable_shared_mappings()
+    if shared:
+        raise PermissionError(f"writable shared memory inherited from the zygote: {shared[:3]}")
     os.chdir(spec["cwd"])
     os.environ.clear()
     os.environ.update(spec["env"])
@@ -620,26 +643,36 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _own_descriptors(fds: list[int]) -> tuple[int, int]:
+def _outlive_nobody(lifeline: int) -> None:
+    """The parent-death signal set after the keeper may have died already: then go too (the
+    keeper's end of the lifeline is closed: it reads as ready, end of file)."""
+    ready, _, _ = select.select([lifeline], [], [], 0)
+    os.close(lifeline)
+    if ready:
+        os._exit(125)
+
+
+def _own_descriptors(fds: list[int]) -> tuple[int, int, int]:
     """stdin from /dev/null, stdout and stderr to the grader's pipes, the request and result
-    pipes as 3 and 4; every other descriptor the zygote had is closed."""
-    req, res, out, err = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # out of the way
+    pipes as 3 and 4, the keeper's lifeline as 5; every other descriptor the zygote had is
+    closed."""
+    req, res, out, err, life = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]
     null = os.open("/dev/null", os.O_RDONLY)
-    for fd, to in ((null, 0), (out, 1), (err, 2), (req, 3), (res, 4)):
+    for fd, to in ((null, 0), (out, 1), (err, 2), (req, 3), (res, 4), (life, 5)):
         os.dup2(fd, to)
     fds[3] = 2  # where a failure from here on is reported
     for fd in os.listdir("/proc/self/fd"):
-        if int(fd) > 4:
+        if int(fd) > 5:
             try:
                 os.close(int(fd))
             except OSError as error:
                 if error.errno != errno.EBADF:
                     raise
-    for fd in (3, 4):
+    for fd in (3, 4, 5):
         os.set_inheritable(fd, False)
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-    return 3, 4
+    return 3, 4, 5
 
 
 def _drop_privileges(uid: int, gid: int) -> None:
