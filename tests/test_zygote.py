@@ -113,3 +113,104 @@ def test_where_it_cannot_run_it_says_why(fork_server_here):
                                                       cgroup="v1"))
     assert "cgroup" in zygote.unsupported(Isolation("jail", bwrap="x", own_uid=True))
     assert zygote.unsupported() == ""
+
+
+def test_the_fork_server_shares_no_writable_page_with_its_children(fork_server_here):
+    """Every forked child maps what the zygote mapped: a writable shared page there (tqdm's
+    cross-process lock was one, a semaphore in /dev/shm) would be one all submissions share."""
+    server = zygote.Zygote(LESSON)
+    try:
+        assert zygote.writable_shared_mappings(str(server.proc.pid)) == []
+    finally:
+        server.close()
+
+
+# A student who takes tqdm's lock when their file is defined and never lets it go: with a lock
+# shared by every child of the fork server, every later tqdm() (inside torch.export, inside
+# fit) waited for it forever, and each classmate graded after it was "too slow".
+HOLD_TQDM = "\nHOLD = __import__('tqdm').tqdm.get_lock().acquire()\n"
+
+
+def test_a_submission_holding_a_lock_changes_no_classmates_grade(fork_server_here, tmp_path):
+    reference = write("reference", tmp_path)
+    holder = tmp_path / "holder.py"
+    holder.write_text(render("reference") + HOLD_TQDM)
+    limits = Limits(time_s=20, budget_s=120)
+    alone = grading.grade(reference, LESSON, limits=limits)
+    with zygote.Forks(LESSON, limits) as forks:
+        grading.grade(holder, LESSON, limits=limits, warm=forks)
+        after = [grading.grade(reference, LESSON, limits=limits, warm=forks) for _ in range(2)]
+    assert alone.passed
+    assert [verdicts(report) for report in after] == [verdicts(alone)] * 2
+
+
+def owned_cgroups(tag: str) -> list:
+    from pathlib import Path
+
+    from autograder.engine.jail import CGROUP_NAME
+
+    root = Path("/sys/fs/cgroup")
+    return sorted(root.glob(f"*/{CGROUP_NAME}/{tag}-*")) + sorted(
+        root.glob(f"{CGROUP_NAME}/{tag}-*"))
+
+
+def jailed_pids(tag: str) -> set:
+    found = set()
+    for folder in owned_cgroups(tag):
+        try:
+            found |= set((folder / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return found
+
+
+SPIN = "\nclass Spin:\n    while True:\n        pass\n"
+
+
+def test_nothing_survives_a_killed_grader_and_the_next_grader_sweeps_its_leftovers(
+        fork_server_here, tmp_path):
+    """kill -9 of `batch` while a forked child runs a student's endless loop: the child dies
+    with it (its parent-death signal is set again after it drops to its own uid, which clears
+    it), and the next grader to start removes the dead grader's cgroups and private folders,
+    which hold students' files."""
+    import subprocess
+    import sys
+
+    from autograder.engine import leftovers
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "looper.py").write_text(render("reference") + SPIN)
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "batch", str(folder), "--out",
+         str(tmp_path / "grades.csv"), "--lesson", LESSON.id, "--children", "fork",
+         "--time-limit", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tag = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and batch.poll() is None:
+        tag = tag or leftovers.owner(batch.pid)
+        if len(jailed_pids(tag)) >= 1 and any(folder_of(tag)):
+            break
+        time.sleep(0.2)
+    running = jailed_pids(tag)
+    assert running, "the student's child never started"
+    time.sleep(1)  # in its endless loop now
+    batch.kill()
+    batch.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and jailed_pids(tag):
+        time.sleep(0.1)
+    assert jailed_pids(tag) == set(), "a jailed process outlived the grader"
+    assert owned_cgroups(tag) and any(folder_of(tag)), "nothing left to sweep?"
+    swept = subprocess.run([sys.executable, "-c", "from autograder.engine import jail; "
+                            "print(jail.sweep_leftovers())"], capture_output=True, text=True,
+                           check=True)
+    assert tag in swept.stdout
+    assert owned_cgroups(tag) == [] and not any(folder_of(tag))
+
+
+def folder_of(tag: str):
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.gettempdir()).glob(f"autograder-{tag}-*")

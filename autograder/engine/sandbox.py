@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.engine import jail as jails
+from autograder.engine.clock import Clock, Step
+from autograder.engine import leftovers
 from autograder.engine import zygote as zygotes
 from autograder.engine.lesson import DATA_ENV, resolve
 from autograder.engine.wire import FrameReader, MalformedFrame
@@ -96,7 +98,7 @@ class Sandbox:
         self.zygote = zygote
         self.role = "clean" if (plan or {}).get("clean") else "student"
         self.isolation = jails.require(untrusted_ok=not self.limits.require_jail)
-        self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
+        self.workdir = leftovers.private_dir("sandbox")  # a killed grader's: swept later
         self.plan_path = self.workdir / "plan.json"
         if plan is not None:
             self.plan_path.write_text(json.dumps(plan))
@@ -108,10 +110,9 @@ class Sandbox:
         self.begin()
 
     def begin(self) -> None:
-        """Start the submission's clock: its budget and start-up seconds count from now."""
+        """Start the submission's account: its budget counts the child's own time from now."""
         self.startup_seconds = 0.0  # waiting for children to import torch and define the file
-        self.deadline = time.monotonic() + self.limits.budget_s
-        self.startup_from = time.monotonic()  # the start-up limit counts from here
+        self.used = 0.0  # own seconds (see `clock`) the child spent on this submission
 
     def assign(self, plan: dict) -> None:
         """Hand a jail started ahead of need (plan None) its submission; its clock starts now."""
@@ -162,7 +163,8 @@ class Sandbox:
         self.reader = FrameReader()
         self.tails = (Tail(self.proc.stdout), Tail(self.proc.stderr))
         self.ready = self.started = False
-        self.startup_from = time.monotonic()
+        self.spawned_at = time.monotonic()
+        self.clock = Clock(self.proc.pid, self.jail.cgroup if self.jail else None)
 
     def _data_limit(self, data: list[str]) -> int:
         """RLIMIT_DATA counts the data files' private mappings: the limit plus their size."""
@@ -180,8 +182,8 @@ class Sandbox:
         and with `load` (its plan is known: the clean child's) until it is ready: SandboxError
         if it cannot. Used to start a child ahead of need (see `warm`)."""
         self.spawn()
-        reply = self._started(self.startup_from + self.limits.startup_s)
-        if "error" in reply:  # the budget cannot be gone: it has not started
+        reply = self._started()
+        if "error" in reply:
             self._fail_to_start(reply)
         if load and self._wait_ready():
             raise SandboxError(f"the grader's sandbox could not load: {self.start_error}")
@@ -193,11 +195,17 @@ class Sandbox:
         readable, _, _ = select.select([self.res], [], [], 0)
         return not readable and not self.reader.buffer
 
-    def _started(self, deadline: float) -> dict:
-        reply = self._receive(deadline, self.limits.startup_s)
+    def _started(self) -> dict:
+        """Wait for the child's "started" frame. Only the grader's code runs until then, so its
+        CPU (not the wall clock, which load stretches) is what `startup_s` bounds; the worker
+        found then is the process whose run-queue delay the clock subtracts."""
+        step = Step(self.clock, self.limits.startup_s, what="starting the sandbox")
+        reply = self._receive(step)
         if "error" not in reply and reply["value"] != {"kind": "started"}:
             reply = {"error": {"type": "Malformed", "message": "unexpected start-up frame"}}
         self.started = "error" not in reply
+        if self.started:
+            self.clock.attach()
         return reply
 
     def _fail_to_start(self, reply: dict):
@@ -205,24 +213,33 @@ class Sandbox:
         raise SandboxError(f"the grader's sandbox could not start ({reply['error']}), "
                            f"before any student code ran: {self.tails[1].text()[-1500:]}")
 
+    def _step(self, limit: float, what: str) -> Step:
+        """A wait of at most `limit` own seconds, or what the submission's budget leaves."""
+        left = self.limits.budget_s - self.used
+        if left < limit:
+            return Step(self.clock, left, "Budget", what)
+        return Step(self.clock, limit, "Timeout", what)
+
+    def _charge(self, step: Step) -> None:
+        self.used += step.spent()[0]
+
     def _wait_ready(self) -> dict | None:
         """Hand the started child its plan and wait until it has defined the submission.
         A child that fails before it is told its plan ran no student code: SandboxError."""
         waiting = time.monotonic()
-        deadline = min(self.startup_from + self.limits.startup_s, self.deadline)
-        reply = {} if self.started else self._started(deadline)
-        if "error" in reply and not (reply["error"]["type"] == "Timeout"
-                                     and deadline == self.deadline):  # else: the budget is gone
+        reply = {} if self.started else self._started()
+        if "error" in reply:
             self._fail_to_start(reply)
+        step = self._step(self.limits.startup_s, "loading your file")
+        load = {"kind": "load", "plan": str(self.plan_path), "probes": self.lesson.probes}
+        reply = self._send(json.dumps(load) + "\n", step)
         if "error" not in reply:
-            load = {"kind": "load", "plan": str(self.plan_path), "probes": self.lesson.probes}
-            reply = self._send(json.dumps(load) + "\n", deadline, self.limits.startup_s)
-        if "error" not in reply:
-            reply = _ready(self._receive(deadline, self.limits.startup_s))
+            reply = _ready(self._receive(step))
+        self._charge(step)
         self.startup_seconds += time.monotonic() - waiting  # a child started early costs less
         if "error" in reply:
-            if reply["error"]["type"] == "Timeout" and deadline == self.deadline:
-                reply["error"] = {"type": "Budget", "limit": self.limits.budget_s}
+            if reply["error"]["type"] == "Budget":
+                reply["error"]["limit"] = self.limits.budget_s
             self.start_error = dict(reply["error"], phase="loading")
             self._kill()
             return self.start_error
@@ -257,43 +274,42 @@ class Sandbox:
     # ------------------------------------------------------------------ probes
 
     def run(self, probe: str, timeout: float, seed: int = 0, args: dict | None = None) -> dict:
-        """{"ok": True, "data": ...} or {"ok": False, "error": {...}}, plus "seconds".
-        `args` (plain JSON) are passed to the probe as keyword arguments."""
+        """{"ok": True, "data": ...} or {"ok": False, "error": {...}}, plus "seconds" (its own
+        time, see `clock`). `args` (plain JSON) are passed to the probe as keyword arguments."""
         if self.start_error:
             return {"ok": False, "error": self.start_error, "seconds": 0.0}
-        if time.monotonic() >= self.deadline:
+        if self.used >= self.limits.budget_s:
             return {"ok": False, "seconds": 0.0,
                     "error": {"type": "Budget", "limit": self.limits.budget_s}}
         if self.proc is None:
             self.spawn()
         if not self.ready and self._wait_ready():
             return {"ok": False, "error": self.start_error, "seconds": 0.0}
-        start = time.monotonic()
-        deadline = min(start + timeout, self.deadline)
-        limit = timeout if deadline == start + timeout else self.limits.budget_s
+        step = self._step(timeout, self.lesson.what.get(probe, probe))
         nonce = secrets.token_hex(8)
         request = json.dumps({"probe": probe, "nonce": nonce, "seed": seed,
                               "args": args or {}}) + "\n"
-        reply = self._send(request, deadline, limit)
+        reply = self._send(request, step)
         if "error" not in reply:
-            reply = self._receive(deadline, limit)
-        if "error" in reply and reply["error"]["type"] == "Timeout" and limit != timeout:
-            reply["error"]["type"] = "Budget"
+            reply = self._receive(step)
+        self._charge(step)
+        if "error" in reply and reply["error"]["type"] == "Budget":
+            reply["error"]["limit"] = self.limits.budget_s
         outcome = _check_reply(reply, nonce)
         if not outcome["ok"] and outcome["error"]["type"] in _FATAL:
             self._kill()
             outcome["error"]["stderr_tail"] = self.tails[1].text()[-4000:]  # for instructors
-        outcome["seconds"] = time.monotonic() - start  # measured here, not reported by the child
+        outcome["seconds"] = step.spent()[0]  # measured here, not reported by the child
         return outcome
 
-    def _send(self, text: str, deadline: float, limit: float) -> dict:
-        """Write a request without ever blocking past the deadline: {} or {"error": record}."""
+    def _send(self, text: str, step: Step) -> dict:
+        """Write a request without ever blocking past the step: {} or {"error": record}."""
         data = memoryview(text.encode())
         while data:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return {"error": {"type": "Timeout", "limit": limit}}
-            _, writable, _ = select.select([], [self.req], [], min(0.1, remaining))
+            expired = step.expired()
+            if expired:
+                return {"error": expired}
+            _, writable, _ = select.select([], [self.req], [], POLL_S)
             if not writable:
                 continue
             try:
@@ -304,31 +320,34 @@ class Sandbox:
                 return {"error": self._death()}
         return {}
 
-    def _receive(self, deadline: float, limit: float) -> dict:
-        """The next frame as {"value": obj}, or {"error": record} on timeout/memory/death."""
+    def _receive(self, step: Step) -> dict:
+        """The next frame as {"value": obj}, or {"error": record} when the step is over, or
+        on memory/death. What the child has written is read before the clock is asked: a reply
+        the grader was too busy to read in time is still on time."""
         while True:
+            readable, _, _ = select.select([self.res], [], [], 0 if self.reader.buffer
+                                           else POLL_S)
+            if readable:
+                try:
+                    data = os.read(self.res, 2 ** 20)
+                except OSError as error:
+                    data = None if error.errno == errno.EAGAIN else b""
+                if data == b"":
+                    return {"error": self._death()}
+                self.reader.feed(data or b"")
             try:
                 frame = self.reader.pop()
             except MalformedFrame as error:
                 return {"error": {"type": "Malformed", "message": str(error)}}
             if frame is not None:
                 return {"value": frame}
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return {"error": {"type": "Timeout", "limit": limit}}
             if self._over_memory():
                 return {"error": {"type": "MemoryLimit", "limit": self.limits.memory_mb}}
-            readable, _, _ = select.select([self.res], [], [], min(0.1, remaining))
-            if readable:
-                try:
-                    data = os.read(self.res, 2 ** 20)
-                except OSError as error:
-                    if error.errno == errno.EAGAIN:
-                        continue
-                    data = b""
-                if not data:
-                    return {"error": self._death()}
-                self.reader.feed(data)
+            expired = step.expired()
+            if expired:
+                return {"error": expired}
+            if self.reader.buffer and not readable:  # a partial frame: wait for the rest
+                select.select([self.res], [], [], POLL_S)
 
     def _over_memory(self) -> bool:
         if self.jail is not None and self.jail.cgroup is not None:
@@ -352,7 +371,8 @@ class Sandbox:
         return {"type": "Exit", "code": code}
 
 
-_FATAL = ("Timeout", "MemoryLimit", "Crash", "Exit", "Malformed", "Budget")
+_FATAL = ("Timeout", "MemoryLimit", "Crash", "Exit", "Malformed", "Budget", "Starved")
+POLL_S = 0.1  # how often a wait looks at the child's clock and memory
 
 
 def _ready(reply: dict) -> dict:

@@ -104,7 +104,7 @@ class Warm:
             while not self.closed:
                 while self.ready[role]:
                     box = self.ready[role].pop(0)
-                    if box.waiting() and time.monotonic() - box.startup_from < STALE_S:
+                    if box.waiting() and time.monotonic() - box.spawned_at < STALE_S:
                         self._top_up(role)
                         return box
                     box.close()  # died or went stale while waiting: discarded
