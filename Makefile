@@ -19,7 +19,7 @@ run: data  ## train each lesson's reference solution, then autograde it (LESSON=
 	  $(PY) -m autograder grade solutions/$$lesson.py || exit $$?; \
 	done
 
-test: data test-tools browser  ## the whole test suite (what CI runs), the browser test included
+test: test-tools data browser  ## the whole test suite (what CI runs), the browser test included
 	$(PY) -m pytest
 
 # The browser test drives JupyterLab in Debian's chromium (never a browser download).
@@ -34,18 +34,23 @@ student: data  ## your own copy of the lessons in work/, opened in JupyterLab
 	$(PY) -m autograder.frontends.student $(ARGS)
 
 # The venv: torch (a CPU build where there is no NVIDIA GPU; TORCH=cpu|pypi overrides), then the
-# course, quietly (pip's full output: $(VENV)/pip.log). test-tools adds the [test] extra.
+# course, quietly (pip's full output: $(VENV)/pip.log). test-tools: the same with the [test]
+# extra, in one pip run when the venv is new (it then stands for `venv` too).
 venv: $(VENV)/.installed
 test-tools: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml tools/setup_venv.py
+define setup_venv
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) tools/setup_venv.py
+	$(PY) tools/setup_venv.py $(1)
+endef
+
+$(VENV)/.installed: pyproject.toml tools/setup_venv.py
+	$(call setup_venv)
 	@touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) tools/setup_venv.py --extras test
-	@touch $@
+$(VENV)/.installed-test: pyproject.toml tools/setup_venv.py
+	$(call setup_venv,--extras test)
+	@touch $(VENV)/.installed $@
 
 data: venv  ## fetch (if needed) and verify MNIST
 	$(PY) -m shared.data
@@ -56,7 +61,7 @@ lessons: venv  ## regenerate lessons/ from solutions/
 nbgrader: venv  ## build the nbgrader course folder from solutions/
 	$(PY) -m autograder course build
 
-bench: data test-tools browser  ## benchmarks: training vs the original, grader speed, the student session
+bench: test-tools data browser  ## benchmarks: training vs the original, grader speed, the student session
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_notebook.py
 	$(PY) benchmarks/bench_cnn.py

