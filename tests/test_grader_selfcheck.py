@@ -106,26 +106,81 @@ def test_card_shows_one_hint_per_failing_check_and_none_for_passing_ones():
     assert page.count('class="autograder-hint"') == 1 and "model: 6/8 points" in page
 
 
+def run_in_kernel(cells: list[str]):
+    """The cells, run in order in a real kernel (errors allowed, as a student's); the notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(REPO)}}).execute()
+    return nb
+
+
+def card_text(cell) -> str:
+    """The card's plain text, one line (hints wrap between words): the cell's last display
+    (tqdm.auto may show a progress widget before it)."""
+    card = [o for o in cell.outputs if o.output_type == "display_data"][-1]
+    return " ".join(card.data["text/plain"].split())
+
+
 KERNEL_CELLS = [
     "from autograder.lessons.mnist_dnn import check\ncheck('model')",  # MyModel never defined
     "check('model') + 0",  # the points are still a float
 ]
 
 
-def test_in_a_kernel_the_card_is_html_with_no_number_under_it_and_names_the_cell_to_run():
+def test_after_a_restart_a_check_is_one_neutral_line_that_names_the_cell_to_run():
     """A real kernel, as after a restart: the check cell runs before the cell of gap 1."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in KERNEL_CELLS])
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO)}}).execute()
-    card, = nb.cells[0].outputs  # the card only: no "0.0" echoed under it
+    nb = run_in_kernel(KERNEL_CELLS)
+    card, = nb.cells[0].outputs  # the notice only: no "0.0" echoed under it
     assert card.output_type == "display_data"
-    page, text = card.data["text/html"], card.data["text/plain"]
-    assert page.count("✗") == 6 and "#cf222e" in page
-    assert ("MyModel is not defined in this kernel: run the cell that defines it (gap 1, "
-            "section 5. Create the model) first") in " ".join(text.split())
-    assert "your submission must define" not in text
-    assert text.count("not defined") == 1  # one hint for the six checks
+    page, text = card.data["text/html"], card_text(nb.cells[0])
+    assert "✗" not in page and "✗" not in text and "0/8" not in text  # not six red failures
+    assert "not run yet" in page and "#cf222e" not in page  # neutral, not red
+    assert text.startswith("model: not run yet — MyModel is not defined in this kernel: run the "
+                           "cell that defines it (gap 1, section 5. Create the model) first")
+    assert "Run ▸ Run All Above Selected Cell" in text
     assert nb.cells[1].outputs[-1].data["text/plain"] == "0.0"
+
+
+MODEL = render("reference").split("# %%\nclass MyModel")[1].split("# %%")[0]
+MODEL = "import torch\nfrom torch import nn\n\nclass MyModel" + MODEL
+CHECK_MODEL = "from autograder.lessons.mnist_dnn import check\ncheck('model')"
+
+
+def test_a_check_never_grades_the_definition_of_a_cell_that_failed_since():
+    """Issue 19: the student breaks the cell of gap 1 (a syntax error, then an error while the
+    class is defined) and runs the check: it says that cell failed, instead of grading the
+    MyModel the kernel kept from an earlier run (8/8, or the error of code already deleted)."""
+    syntax_error = MODEL.replace("super().__init__()", "super().__init__(")
+    runtime_error = MODEL.replace("    def __init__(self):",
+                                  "    width = WIDTH  # not defined\n\n    def __init__(self):")
+    nb = run_in_kernel([MODEL, CHECK_MODEL, syntax_error, CHECK_MODEL, runtime_error,
+                        CHECK_MODEL, MODEL, CHECK_MODEL])
+    assert "model: 8/8 points" in card_text(nb.cells[1])
+    assert nb.cells[2].outputs[-1].ename == "SyntaxError"
+    text = card_text(nb.cells[3])
+    assert text.startswith("model: not checked — the cell defining MyModel failed when you last "
+                           "ran it (SyntaxError: "), text
+    assert "line 6 of that cell" in text and "✓" not in text and "8/8" not in text
+    assert "#cf222e" in nb.cells[3].outputs[-1].data["text/html"]  # something to fix: red
+    assert nb.cells[4].outputs[-1].ename == "NameError"
+    assert "the cell defining MyModel failed when you last ran it (see the error under it)" in \
+        card_text(nb.cells[5])
+    assert "model: 8/8 points" in card_text(nb.cells[7])  # run again, mended: checked again
+
+
+FIT_NO_EVALUATE = render("reference").split("# %%\ndef evaluate")[0] + \
+    "def fit" + render("reference").split("\ndef fit")[1].split("# %%")[0]
+
+
+def test_a_helper_of_the_lesson_not_run_yet_names_its_cell():
+    """fit calls the lesson's evaluate, whose cell the student skipped: the check says to run
+    that cell, as for a gap, not NameError."""
+    nb = run_in_kernel([FIT_NO_EVALUATE, "from autograder.lessons.mnist_dnn import check\n"
+                                         "check('fit')"])
+    text = card_text(nb.cells[1])
+    assert text.startswith("fit: not run yet — evaluate is not defined in this kernel: run the "
+                           "cell that defines it (section 6. Training) first"), text
+    assert "NameError" not in text and "✗" not in text
