@@ -24,11 +24,14 @@ test: test-tools data browser  ## the whole test suite (what CI runs), the brows
 
 # The browser test drives JupyterLab in Debian's chromium (never a browser download).
 # Installed with apt when missing; where apt cannot, the browser test fails and says why.
+# apt's output goes to $(VENV)/apt.log (its last lines show when it fails).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
-	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || \
-	  echo "could not install chromium: the browser test will fail (apt-get install chromium)"
+	  { echo "installing Debian's chromium for the browser test (apt's output: $(VENV)/apt.log) ..." && \
+	    mkdir -p $(VENV) && { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > $(VENV)/apt.log 2>&1; } || \
+	  { tail -n 5 $(VENV)/apt.log; echo "could not install chromium: the browser test will fail (apt-get install chromium)"; }
 
 student: data  ## your own copy of the lessons in work/, opened in JupyterLab
 	$(PY) -m autograder.frontends.student $(ARGS)

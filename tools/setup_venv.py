@@ -187,11 +187,12 @@ def main(argv=None) -> int:
     torch = plan_torch(choice)
     if args.plan:
         return 0
+    args.log.unlink(missing_ok=True)  # the log of this set-up only (pip appends)
     if torch:
         requirement, source_args = torch
         pip_install(requirement, [*source_args, requirement], args.log)
     project = f"-e {ROOT}" + (f"[{args.extras}]" if args.extras else "")
-    pip_install(f"the course ({project}, about 2 minutes the first time)",
+    pip_install(f"the course ({project}; a few minutes the first time)",
                 ["-e", f"{ROOT}[{args.extras}]" if args.extras else str(ROOT)], args.log)
     version = installed_torch()
     kind = "CPU build" if is_cpu_build(version) else "PyPI's build"
