@@ -294,3 +294,44 @@ def test_a_submission_the_grader_failed_is_not_graded_never_a_zero_and_never_kep
     again = autograder(*command)
     assert "(1 graded now, 0 unchanged since the last run)" in again.stdout, again.stdout
     assert not cache_entries(out)
+
+
+def interrupt_when(command, ready, timeout=600):
+    """Run the CLI in a session of its own, with Ctrl-C's disposition (a shell's background
+    job ignores SIGINT); once `ready()`, send SIGINT to the whole group, as a terminal's Ctrl-C
+    does. Returns (returncode, stdout, stderr, seconds from Ctrl-C to exit)."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "autograder", *map(str, command)],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + timeout
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    interrupted_at = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err, time.monotonic() - interrupted_at
+
+
+def test_ctrl_c_says_what_was_kept_and_the_next_run_uses_it(tmp_path):
+    """Ctrl-C while the reference is in its sandbox: no traceback, the one result already
+    graded is kept, nothing half-done is; the next run grades only the two others."""
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    (class_dir / "ann.py").write_text("x = 1\n")  # defines nothing: graded at once
+    write("reference", class_dir).rename(class_dir / "ben.py")
+    (class_dir / "cy.py").write_text("y = 2\n")
+    out = tmp_path / "grades.csv"
+    cache = Path(f"{out}.cache.jsonl")
+    returncode, stdout, stderr, _ = interrupt_when(
+        ["batch", class_dir, "--out", out],
+        lambda: cache.exists() and cache.read_text().count("\n") >= 1)
+    assert returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and not out.exists()  # no CSV of half a class
+    assert "interrupted: 1 graded result kept" in stderr and "grade the other 2" in stderr
+    assert [entry["student"] for entry in cache_entries(out)] == ["ann"]
+    again = autograder("batch", class_dir, "--out", out)
+    assert "(2 graded now, 1 unchanged since the last run)" in again.stdout, again.stdout

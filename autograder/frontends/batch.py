@@ -98,10 +98,15 @@ def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | 
             results[student] = {**cached, "cached": True}
         else:
             todo.append((student, path, note))
-    for result in _grade_all(todo, folder, context, workers, scheduler, children):
-        if result.pop("cacheable"):
-            cache.add(result["student"], result.pop("key"), result)
-        results[result["student"]] = {**result, "cached": False}
+    kept = 0
+    try:
+        for result in _grade_all(todo, folder, context, workers, scheduler, children):
+            if result.pop("cacheable"):
+                cache.add(result["student"], result.pop("key"), result)
+                kept += 1
+            results[result["student"]] = {**result, "cached": False}
+    except KeyboardInterrupt:  # what is in the cache is kept; no CSV of half a class
+        raise pool.Interrupted(kept, len(todo) - kept, str(cache.path)) from None
     results = [results[student] for student in sorted(results)]
     _write_outputs(results, out, feedback, lesson, class_report)
     return results
@@ -182,7 +187,8 @@ def _grade_bytes(payload: dict, private: Path, warm=None):
         raise SubmissionError("no .ipynb or .py file in the student's folder")
     path = private / Path(payload["file"]).name
     path.write_bytes(payload["data"])
-    graded = grade(path, payload["lesson"], limits=Limits(**payload["limits"]), warm=warm)
+    graded = grade(path, payload["lesson"], limits=Limits(**payload["limits"]), warm=warm,
+                   progress=pool.checkpoint)  # Ctrl-C: stops at the next step
     graded.submission = payload["file"]
     if payload["note"]:
         graded.notes.insert(0, payload["note"])

@@ -173,6 +173,15 @@ def batch_summary(results: list[dict], out) -> list[str]:
     return lines
 
 
+def interrupted(error: KeyboardInterrupt) -> None:
+    """Say what an interrupted run kept, then quit now: a second Ctrl-C left grading threads
+    running, which an ordinary exit would wait for (their jails end with this process)."""
+    print(f"\n{error}" if str(error) else "\ninterrupted", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["course"]:  # the nbgrader course, under a short name
@@ -183,6 +192,8 @@ def main(argv=None) -> int:
     try:
         check_arguments(args)
         return {"grade": grade_command, "batch": batch_command}[args.command](args)
+    except KeyboardInterrupt as error:  # Ctrl-C: say what was kept, not a traceback
+        interrupted(error)
     except (SubmissionError, UsageError, OSError, jail.NoJail, SandboxError) as error:
         print(f"autograder: {error}", file=sys.stderr)
         return 2

@@ -7,17 +7,44 @@ Each task is `function(prepare(name))`: `prepare` builds the task's plain data (
 say) only when the task is submitted, and at most `window` tasks are in flight, so that a class
 of thousands is never all in memory. Futures come back as they finish, with a progress bar and
 its ETA on stderr. A thread is enough here: each task's work happens in child processes.
+
+Ctrl-C stops the run: no task starts any more, and a task running here stops at its next
+`checkpoint` (a grading step: its children are closed as usual); its result is dropped, so
+nothing half-done is kept. The caller says what was kept (see `Interrupted`).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import sys
+import threading
 
 from tqdm import tqdm
 
 from autograder.engine.checks import UsageError
 
 CONNECT_TIMEOUT = "30s"
+STOP = threading.Event()  # set by Ctrl-C: the tasks running in this process stop
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C): `kept` results were kept for the next run, `left`
+    tasks were not done."""
+
+    def __init__(self, kept: int, left: int, where: str):
+        super().__init__(kept, left, where)
+        self.kept, self.left, self.where = kept, left, where
+
+    def __str__(self) -> str:
+        then = (f"grade the other {self.left}: what was kept is not graded again" if self.left
+                else "finish: nothing is graded again")
+        return (f"interrupted: {self.kept} graded result{'s' * (self.kept != 1)} kept "
+                f"({self.where}); run the same command again to {then}")
+
+
+def checkpoint(text: str = "") -> None:
+    """Called by a task between its steps: after Ctrl-C, the task stops here."""
+    if STOP.is_set():
+        raise KeyboardInterrupt("interrupted")
 
 
 def run(function, names: list[str], prepare, workers: int = 1, scheduler: str | None = None,
@@ -28,15 +55,22 @@ def run(function, names: list[str], prepare, workers: int = 1, scheduler: str | 
     with Executor(workers, scheduler) as executor:
         progress = tqdm(total=len(names), desc=desc, unit="submission", file=sys.stderr)
         pending, named = set(), {}
-        for name in names:
-            future = executor.submit(function, prepare(name))
-            pending.add(future)
-            named[future] = name
-            while len(pending) >= executor.window or (pending and len(named) == len(names)):
-                done, pending = executor.wait_first(pending)
-                for future in done:
-                    progress.update()
-                    yield named[future], future
+        try:
+            for name in names:
+                future = executor.submit(function, prepare(name))
+                pending.add(future)
+                named[future] = name
+                while len(pending) >= executor.window or (pending and len(named) == len(names)):
+                    done, pending = executor.wait_first(pending)
+                    for future in done:
+                        progress.update()
+                        yield named[future], future
+        except KeyboardInterrupt:
+            STOP.set()  # the running tasks stop at their next step; Executor.__exit__ waits
+            progress.close()
+            print("\ninterrupted: stopping the submissions being graded at their next step "
+                  "(Ctrl-C again: quit now)", file=sys.stderr)
+            raise
         progress.close()
 
 

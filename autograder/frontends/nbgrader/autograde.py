@@ -63,12 +63,17 @@ def autograde(course_dir, assignment: str, workers: int = 1, scheduler: str | No
     def prepare(student):
         return _payload(course_dir, assignment, student)
 
-    for student, future in pool.run(autograde_payload, todo, prepare, workers, scheduler,
-                                    desc="autograding"):
-        outcome = _merge(course_dir, assignment, student, future)
-        if not outcome["error"]:
-            cache.add(student, keys[student], outcome)
-        outcomes[student] = {**outcome, "cached": False}
+    kept = 0
+    try:
+        for student, future in pool.run(autograde_payload, todo, prepare, workers, scheduler,
+                                        desc="autograding"):
+            outcome = _merge(course_dir, assignment, student, future)
+            if not outcome["error"]:
+                cache.add(student, keys[student], outcome)
+                kept += 1
+            outcomes[student] = {**outcome, "cached": False}
+    except KeyboardInterrupt:  # each student merged so far is kept, in the gradebook too
+        raise pool.Interrupted(kept, len(todo) - kept, str(cache.path)) from None
     return outcomes
 
 
@@ -126,7 +131,7 @@ def _nbgrader(course_dir: Path, *args) -> tuple[int, str]:
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        out, _ = process.communicate(timeout=TIMEOUT_S)
+        out = _wait(process)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         out, _ = process.communicate()
@@ -137,6 +142,19 @@ def _nbgrader(course_dir: Path, *args) -> tuple[int, str]:
         except ProcessLookupError:
             pass
     return process.returncode, out.decode(errors="replace")
+
+
+def _wait(process) -> bytes:
+    """Its output, once it has ended: TimeoutExpired after TIMEOUT_S; after Ctrl-C (pool.STOP)
+    it is stopped (its private course is dropped, nothing of it kept)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        pool.checkpoint()
+        try:
+            return process.communicate(timeout=min(1.0, max(0.0, deadline - time.monotonic())))[0]
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def _pack(folder: Path, student: str) -> bytes:

@@ -253,6 +253,10 @@ def grade_command(args):
                          args.force, args.report)
     except FileNotFoundError as error:
         raise SystemExit(str(error))
+    except KeyboardInterrupt as error:  # Ctrl-C: what was kept, not a traceback
+        from autograder.frontends.cli import interrupted
+
+        interrupted(error)
     except subprocess.CalledProcessError as error:
         raise SystemExit(f"`nbgrader {error.cmd[3]}` failed (exit {error.returncode}): "
                          f"see its log above")
