@@ -1,6 +1,7 @@
 """`make student`: the student's own copy (made once, never overwritten, not paired with a .py)
 and a JupyterLab set-up without nbgrader's instructor tools — the instructor's keeps them.
 The browser test (test_browser.py) drives that JupyterLab; these check its parts quickly."""
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,35 @@ def test_nbgrader_ui_is_hidden_from_students_only():
 
     assert "disabled" in nbgrader(labextensions(student.lab_env()))
     assert "enabled" in nbgrader(labextensions(None))  # the instructor's JupyterLab
+
+
+def test_a_renamed_or_moved_notebook_is_the_students_copy_of_its_lesson(tmp_path):
+    """Issue 19: renamed in JupyterLab, the student's notebook was taken for missing and the
+    next `make student` opened a blank copy under the lesson's name."""
+    first, second = student.prepare(tmp_path)
+    renamed = tmp_path / "my lesson 1.ipynb"
+    first.rename(renamed)
+    (tmp_path / "notes.ipynb").write_text("not a notebook")  # no lesson: ignored, not a crash
+    assert student.prepare(tmp_path) == [] and not first.exists()
+    assert student.find(tmp_path, LESSON) == renamed
+    assert f"--LabApp.default_url=/lab/tree/my%20lesson%201.ipynb" in student.lab_command(
+        tmp_path, notebook=student.find(tmp_path, LESSON))
+
+    # JupyterLab's Duplicate, saved later than the original, moved into a folder: the newest
+    copy = tmp_path / "drafts" / f"{LESSON}-Copy1.ipynb"
+    copy.parent.mkdir()
+    copy.write_bytes(renamed.read_bytes())
+    os.utime(renamed, (1, 1))
+    assert student.find(tmp_path, LESSON) == copy
+    assert student.find(tmp_path, second.stem) == second  # the other lesson is its own
+    checkpoint = tmp_path / ".ipynb_checkpoints" / f"{LESSON}-checkpoint.ipynb"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(renamed.read_bytes())  # JupyterLab's, not the student's
+    assert student.find(tmp_path, LESSON) == copy
+
+
+def test_a_file_under_the_lessons_name_is_never_overwritten_whatever_it_holds(tmp_path):
+    mine = tmp_path / f"{LESSON}.ipynb"
+    mine.write_text("{}")  # no lesson in it any more
+    student.prepare(tmp_path)
+    assert mine.read_text() == "{}"
