@@ -335,3 +335,27 @@ def test_ctrl_c_says_what_was_kept_and_the_next_run_uses_it(tmp_path):
     assert [entry["student"] for entry in cache_entries(out)] == ["ann"]
     again = autograder("batch", class_dir, "--out", out)
     assert "(2 graded now, 1 unchanged since the last run)" in again.stdout, again.stdout
+
+
+def test_batch_grades_one_assignment_of_a_course_with_two(tmp_path):
+    """nbgrader's submitted/<student>/<assignment>/ layout: without --assignment each
+    student's first file, of either lesson, was graded; now it asks, and grades only that
+    assignment's folders, as that lesson."""
+    submitted = tmp_path / "submitted"
+    for path in ("ann/01_mnist_dnn/ann01.py", "ann/02_mnist_cnn/ann02.py",
+                 "bob/02_mnist_cnn/bob02.py", "cy/01_mnist_dnn/cy01.py"):
+        (submitted / path).parent.mkdir(parents=True, exist_ok=True)
+        (submitted / path).write_text("x = 1\n")  # defines nothing: graded without a sandbox
+    out = tmp_path / "grades.csv"
+    asked = autograder("batch", submitted, "--out", out)
+    assert asked.returncode == 2 and asked.stdout == "", asked.stdout + asked.stderr
+    assert "holds the assignments 01_mnist_dnn, 02_mnist_cnn" in asked.stderr
+    assert "pass --assignment" in asked.stderr
+    done = autograder("batch", submitted, "--out", out, "--assignment", "02_mnist_cnn")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["student"]: row for row in csv.DictReader(open(out))}
+    assert sorted(rows) == ["ann", "bob"]  # cy handed in lesson 01 only
+    assert all(row["status"] == "graded" for row in rows.values())
+    assert "conv_output_size_values" in next(csv.reader(open(out)))  # lesson 02's checks
+    feedback = (tmp_path / "grades-feedback" / "ann.txt").read_text()
+    assert feedback.startswith("02_mnist_cnn — ann02.py"), feedback

@@ -34,19 +34,46 @@ from autograder.engine.submission import SubmissionError
 SUFFIXES = (".ipynb", ".py")  # preference order: what students hand in from Jupyter first
 
 
-def find_submissions(folder, ignore=()) -> dict[str, list[Path]]:
+def find_submissions(folder, ignore=(), assignment: str | None = None) -> dict[str, list[Path]]:
     """student -> candidate files, best first: `alice.ipynb` / `alice.py`, or files under
-    `alice/`. Notebooks before .py files, then the shallowest, then by name."""
+    `alice/` (with `assignment`, only under `alice/<assignment>/`, nbgrader's layout: a student
+    without that folder did not hand it in). Notebooks before .py files, then the shallowest,
+    then by name."""
     ignore = {Path(p).resolve() for p in ignore}
     found: dict[str, list[Path]] = {}
     for entry in sorted(Path(folder).iterdir()):
         if entry.name.startswith((".", "_")) or entry.resolve() in ignore:
             continue
-        if entry.is_file() and entry.suffix in SUFFIXES:
+        if assignment is not None:
+            if (entry / assignment).is_dir():
+                found[entry.name] = _files(entry / assignment)
+        elif entry.is_file() and entry.suffix in SUFFIXES:
             found.setdefault(entry.stem, []).append(entry)
         elif entry.is_dir():
             found.setdefault(entry.name, []).extend(_files(entry))
     return {student: sorted(files, key=_preference) for student, files in found.items()}
+
+
+def course_assignments(folder) -> set[str]:
+    """The lessons' ids found as <student>/<id>/ folders: nbgrader's submitted/ layout."""
+    from autograder import lessons
+
+    return {entry.name for student in Path(folder).iterdir() if student.is_dir()
+            for entry in student.iterdir() if entry.is_dir() and entry.name in lessons.ids()}
+
+
+def assignment_of(folder, assignment: str | None) -> str | None:
+    """The assignment to grade: the one given, else the one of nbgrader's layout, if the class
+    holds one (a course's submitted/ with two needs --assignment: else each student's first
+    file, of either, would be graded)."""
+    found = course_assignments(folder)
+    if assignment is not None or not found:
+        return assignment
+    if len(found) > 1:
+        raise UsageError(f"{folder} holds the assignments {', '.join(sorted(found))} "
+                         f"(<student>/<assignment>/, nbgrader's layout): pass --assignment to "
+                         f"grade one of them")
+    return found.pop()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -73,19 +100,28 @@ def cache_path(out) -> Path:
 
 def grade_folder(folder, out, workers: int = 1, feedback=None, scheduler: str | None = None,
                  force: bool = False, class_report=None, lesson: str | None = None,
-                 limits: Limits | None = None, children: str | None = None) -> list[dict]:
+                 limits: Limits | None = None, children: str | None = None,
+                 assignment: str | None = None) -> list[dict]:
     """Grade every submission in `folder` not graded before with the same content (all of them
     with `force`); write the CSV `out`, one feedback file each and the optional class report.
     Returns one result per student (see `grade_payload`), with "cached" telling which were
     reused from `<out>.cache.jsonl`. Without `lesson`, the one lesson the notebooks declare;
     a notebook of another lesson gets an error row, never another lesson's checks.
     `children`, how each submission gets its two child processes (see `CHILDREN`; None: the
-    fastest this machine allows, see `default_children`)."""
+    fastest this machine allows, see `default_children`). `assignment`: only each student's
+    <student>/<assignment>/ folder (nbgrader's layout, see `assignment_of`); the lesson
+    defaults to it when it names one."""
+    from autograder import lessons
+
     feedback = Path(feedback or Path(out).with_name(Path(out).stem + "-feedback"))
-    submissions = find_submissions(folder, ignore=[feedback])
+    assignment = assignment_of(folder, assignment)
+    submissions = find_submissions(folder, ignore=[feedback], assignment=assignment)
     if not submissions:
-        raise SubmissionError(f"no submissions (.py, .ipynb or folders) in {folder}")
+        raise SubmissionError(f"no submissions (.py, .ipynb or folders) in {folder}" + (
+            f" for assignment {assignment}" if assignment else ""))
     chosen = {student: choose(files, folder) for student, files in submissions.items()}
+    if lesson is None and assignment in lessons.ids():
+        lesson = assignment
     lesson = lesson or class_lesson([path for path, _ in chosen.values() if path is not None])
     context = {"lesson": lesson, "limits": dataclasses.asdict(limits or Limits())}
     cache = gradecache.Cache(cache_path(out))

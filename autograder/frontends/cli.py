@@ -3,7 +3,8 @@
     python -m autograder grade SUBMISSION [--lesson L] [--json OUT] [--gradescope OUT]
                                [--only GROUP_OR_ID] [--time-limit S] [--memory-limit MB]
     python -m autograder batch DIR --out grades.csv [--workers N | --scheduler tcp://HOST:PORT]
-                               [--feedback DIR] [--report report.html] [--force] ...
+                               [--assignment ID] [--feedback DIR] [--report report.html]
+                               [--force] ...
     python -m autograder course build|grade ...   (the nbgrader course, see nbgrader/course.py)
 
 grade exits 0 when every check passed, 1 when some failed, 2 when it could not grade.
@@ -50,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true",
                        help="grade every submission again, even those unchanged since the "
                             "last run (kept in <out>.cache.jsonl)")
+    batch.add_argument("--assignment", metavar="ID",
+                       help="grade only each student's <student>/ID/ folder (nbgrader's "
+                            "submitted/ layout, e.g. course/submitted); the lesson defaults to "
+                            "ID when ID is a lesson's id")
     batch.add_argument("--feedback", help="folder for per-student feedback (default: "
                                           "<out>-feedback next to the CSV)")
     batch.add_argument("--children", choices=["fork", "ahead", "each"],
@@ -147,7 +152,7 @@ def batch_command(args) -> int:
     results = grade_folder(args.folder, args.out, workers=args.workers, feedback=args.feedback,
                            scheduler=args.scheduler, force=args.force,
                            class_report=args.report, lesson=args.lesson, limits=limits,
-                           children=args.children)
+                           children=args.children, assignment=args.assignment)
     print("\n".join(batch_summary(results, args.out)))
     if args.report:
         print(f"class report → {args.report}")
