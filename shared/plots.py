@@ -2,8 +2,10 @@
 convolution filters and feature maps.
 
 Each plot returns its matplotlib Figure; with ``save_as="name"`` it also writes
-``run_dir() / "name.png"``. Inputs may be torch tensors or numpy arrays. Nothing here chooses
-a backend: Jupyter keeps its inline one, and without a display matplotlib falls back to Agg.
+``run_dir() / "name.png"``: ``runs/<date-time>/`` in the working directory (a notebook's own
+folder in Jupyter, so JupyterLab's file browser shows it), or ``$MNIST_RUN_DIR``. Inputs may be
+torch tensors or numpy arrays. Nothing here chooses a backend: Jupyter keeps its inline one,
+and without a display matplotlib falls back to Agg.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 MAX_IMAGES = 500  # a grid of 60,000 subplots would hang the kernel
-_REPO = Path(__file__).resolve().parents[1]
+LABEL_SIZE = 12  # points: a caption stays legible when JupyterLab shrinks a wide figure
 _run_dir: Path | None = None
 
 
@@ -40,8 +42,9 @@ def run_dir(path=None) -> Path:
 
 @functools.cache  # one folder per process
 def _default_run_dir() -> Path:
-    root = _REPO if (_REPO / "pyproject.toml").exists() else Path.cwd()
-    return root / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    """runs/<date-time> in the working directory: beside the notebook in Jupyter (the student's
+    JupyterLab shows only its own folder, work/), the repository for `make run`."""
+    return Path.cwd().resolve() / "runs" / time.strftime("%Y%m%d-%H%M%S")
 
 
 def _finish(fig, save_as):
@@ -107,7 +110,7 @@ def plot_images(x, y, indices=None, y_pred=None, columns=12, figsize=None, color
         ax.set_xticks([])
         ax.set_yticks([])
         text, color = _caption(i, y, y_pred)
-        ax.set_xlabel(text, color=color)
+        ax.set_xlabel(text, color=color, fontsize=LABEL_SIZE)
         if color == "red":
             plt.setp(list(ax.spines.values()), color="red")
         if colorbar:
@@ -137,7 +140,10 @@ def plot_history(history, held_out="validation", save_as=None):
 
     ``held_out`` names the data the ``val_`` curves were measured on ("test" in lesson 01).
     The y axes show plain values (no offset such as "1e-5 + 2.293", which makes a flat curve
-    look like it falls), and a dashed line marks ln 10, the loss of a model that guesses.
+    look like it falls). ln 10, the loss of a model that guesses, is a dashed line when a loss
+    comes near it, a note otherwise: a line at 2.30 would squash curves that end near 0.05
+    flat at the bottom. A dotted line marks the epoch of the lowest held-out loss, when the
+    loss rose after it (overfitting).
     """
     data = dict(history)  # a History or a plain {"loss": [...], ...}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -148,8 +154,8 @@ def plot_history(history, held_out="validation", save_as=None):
             if values:
                 ax.plot(range(1, len(values) + 1), values, marker=marker, label=label)
         if metric == "loss":
-            ax.axhline(CHANCE_LOSS, color="gray", linestyle="--", linewidth=1,
-                       label="ln 10 = guessing")
+            _guessing(ax, [v for key in ("loss", "val_loss") for v in data.get(key, [])])
+            _lowest(ax, list(data.get("val_loss", [])), held_out)
         ax.set(title=metric.capitalize(), xlabel="Epoch", ylabel=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.ticklabel_format(axis="y", useOffset=False)
@@ -157,6 +163,27 @@ def plot_history(history, held_out="validation", save_as=None):
         if ax.lines:
             ax.legend()
     return _finish(fig, save_as)
+
+
+def _guessing(ax, losses) -> None:
+    """ln 10 as a dashed line when the losses reach half of it; else only in the legend, with
+    the axis starting at 0."""
+    style = {"color": "gray", "linestyle": "--", "linewidth": 1}
+    if max(losses, default=CHANCE_LOSS) >= CHANCE_LOSS / 2:
+        ax.axhline(CHANCE_LOSS, label="ln 10 = guessing", **style)
+        return
+    ax.set_ylim(bottom=0)
+    ax.plot([], [], label=f"ln 10 = guessing ({CHANCE_LOSS:.2f}, far above)", **style)
+
+
+def _lowest(ax, val_losses, held_out: str) -> None:
+    """A dotted line at the epoch of the lowest held-out loss, if it rose afterwards."""
+    if len(val_losses) < 3:
+        return
+    best = int(np.argmin(val_losses))
+    if best < len(val_losses) - 1:
+        ax.axvline(best + 1, color="gray", linestyle=":", linewidth=1.5,
+                   label=f"lowest {held_out} loss")
 
 
 # --- confusion matrix ----------------------------------------------------------------------
@@ -177,18 +204,28 @@ def confusion_matrix(y_true, y_pred, num_classes=10, normalize=False) -> np.ndar
 
 
 def plot_confusion_matrix(y_true, y_pred, normalize=False, save_as=None):
-    """True class down, predicted class across; counts, or fractions of each row."""
+    """True class down, predicted class across; counts, or fractions of each row.
+
+    The diagonal (right answers) is grey; the errors have a colour scale of their own, so
+    that 3 mistakes stand out beside 1,000 right answers instead of vanishing in the pale end
+    of one scale. Each non-zero cell shows its number.
+    """
     m = confusion_matrix(y_true, y_pred, normalize=normalize)
+    errors = np.ma.masked_where(np.eye(len(m), dtype=bool) | (m == 0), m)
+    top = float(errors.max()) if errors.count() else 1.0  # the most frequent error
     fig, ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
-    fig.colorbar(ax.imshow(m, cmap="Blues"), ax=ax)
-    title = "Confusion matrix" + (" (normalised by true class)" if normalize else "")
+    ax.imshow(np.where(np.eye(len(m)), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)
+    shown = ax.imshow(errors, cmap="Reds", vmin=0, vmax=top)
+    fig.colorbar(shown, ax=ax, label="errors" + (" (share of the row)" if normalize else ""))
+    title = ("Confusion matrix" + (" (normalised by true class)" if normalize else "")
+             + "\nright answers on the grey diagonal, errors in red")
     ax.set(title=title, xlabel="Predicted", ylabel="True",
            xticks=range(len(m)), yticks=range(len(m)))
     for (i, j), value in np.ndenumerate(m):
-        text = f"{value:.2f}" if normalize else str(value)
-        if float(text) > 0:  # blank cells keep the errors readable
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if value > m.max() / 2 else "black")
+        if value > 0:  # blank cells keep the errors readable
+            dark = i != j and value > 0.6 * top
+            ax.text(j, i, f"{value:.2g}" if normalize else str(value), ha="center",
+                    va="center", fontsize=9, color="white" if dark else "black")
     return _finish(fig, save_as)
 
 
@@ -218,7 +255,7 @@ def plot_doubts(x, probs, y_true, n=8, save_as=None):
     pairs = axes.reshape(-1, 2)  # (image axes, bars axes) side by side
     for (image_ax, bars_ax), i in zip(pairs, chosen):
         _show_doubt(image_ax, bars_ax, x[i], p[i], int(y_true[i]))
-        image_ax.set_xlabel(f"#{i}", fontsize=8)  # where to find it in x
+        image_ax.set_xlabel(f"#{i}", fontsize=LABEL_SIZE - 2)  # where to find it in x
     for ax in pairs[len(chosen):].flat:
         ax.remove()
     fig.suptitle("Least confident digits: pred (true) in red when wrong; true class bar green")
@@ -231,13 +268,13 @@ def _show_doubt(image_ax, bars_ax, image, p, true: int):
     image_ax.set_xticks([])
     image_ax.set_yticks([])
     text, color = _caption(0, [true], [pred])
-    image_ax.set_title(text, color=color)
+    image_ax.set_title(text, color=color, fontsize=LABEL_SIZE + 2)
     colors = ["tab:gray"] * len(p)
     colors[pred] = "tab:red"
     colors[true] = "tab:green"  # the true class wins when the prediction is right
     bars_ax.bar(range(len(p)), p, color=colors)
-    bars_ax.set(ylim=(0, 1), xticks=range(len(p)))
-    bars_ax.tick_params(labelsize=7)
+    bars_ax.set(ylim=(0, 1), xticks=range(len(p)), yticks=(0, 0.5, 1))
+    bars_ax.tick_params(labelsize=LABEL_SIZE - 2)
 
 
 # --- model summary ---------------------------------------------------------------------------

@@ -36,7 +36,8 @@
 # `raise NotImplementedError(...)` line with your code, run the cell, then run the `check(...)`
 # cell below it: it shows ✓ or ✗ for each check, with a hint under each ✗. After a kernel
 # restart, run the cells above again before a check (Run ▸ Run All Above Selected Cell).
-# Figures are shown here and saved, with the run's numbers, in one folder per run, under `runs/`.
+# Figures are shown here and saved, with the run's numbers, in one folder per run, under `runs/`
+# beside this notebook (JupyterLab's file browser opens them).
 
 # %% [markdown]
 # The next cell holds the run's parameters. It is tagged `parameters`, so that CI and graders can
@@ -329,10 +330,12 @@ print(f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.2%}")
 # ## 10. History
 #
 # Training and test curves side by side. The training loss keeps falling; the test loss bottoms
-# out after a few epochs and creeps back up while the test accuracy stays flat: the model starts
-# to learn the training images by heart (overfitting). The shrinking learning rate keeps it
-# mild; more epochs would not help. The dashed line is ln 10 ≈ 2.30, the loss of a model that
-# gives each digit 1/10: a loss that stays on it means the model learns nothing.
+# out after a few epochs (the dotted line) and creeps back up while the test accuracy stays
+# flat: the model starts to learn the training images by heart (overfitting). The shrinking
+# learning rate keeps it mild; more epochs would not help. A loss of ln 10 ≈ 2.30 is that of a
+# model that gives each digit 1/10: a loss that stays there means the model learns nothing.
+# When a curve comes near it, the plot draws it as a dashed line; ours end far below, so the
+# legend only names it and the axis keeps room for the curves.
 
 # %%
 plots.plot_history(history, held_out="test", save_as="history");
@@ -361,17 +364,19 @@ plots.plot_images(x_test, y_test, indices=range(60), y_pred=y_pred, columns=12,
 # %%
 errors = torch.nonzero(y_pred != y_test).flatten()
 print(f"{len(errors)} errors among {len(y_test)} test images")
-plots.plot_images(x_test, y_test, indices=errors[:24], y_pred=y_pred, columns=12, save_as="errors");
+plots.plot_images(x_test, y_test, indices=errors[:24], y_pred=y_pred, columns=8, save_as="errors");
 
 # %% [markdown]
 # ## 13. Confusion matrix
 #
-# Row *i*, column *j*: the share of the test images of digit *i* that the model called *j*. The
-# diagonal holds the correct answers; the largest values off it show which digits the model
-# confuses.
+# Row *i*, column *j*: how many test images of digit *i* the model called *j*. The grey
+# diagonal holds the correct answers; the errors off it have a red scale of their own, so the
+# darkest cells show which digits the model confuses most (a 4 taken for a 9, a 7 for a 2...).
+# With so few errors, shares of each row (`normalize=True`) would round to 0.00 or 0.01: the
+# counts say more.
 
 # %%
-plots.plot_confusion_matrix(y_test, y_pred, normalize=True, save_as="confusion_matrix");
+plots.plot_confusion_matrix(y_test, y_pred, save_as="confusion_matrix");
 
 # %% [markdown]
 # ## 14. For fun

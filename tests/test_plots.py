@@ -91,7 +91,8 @@ def test_history_plots_train_and_held_out_curves():
     fig = plots.plot_history(h, held_out="test")
     assert [ax.get_title() for ax in fig.axes] == ["Loss", "Accuracy"]
     loss_ax, acc_ax = fig.axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train", "test", "ln 10 = guessing"]
+    assert [line.get_label() for line in loss_ax.lines] == [
+        "train", "test", "ln 10 = guessing (2.30, far above)"]  # 1.1 at most: half of ln 10
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()][:2] == ["train", "test"]
     assert list(loss_ax.lines[0].get_xdata()) == [1, 2, 3]
     assert list(loss_ax.lines[0].get_ydata()) == [1.0, 0.5, 0.3]
@@ -118,6 +119,34 @@ def test_a_stuck_loss_looks_stuck():
     np.testing.assert_allclose(chance.get_ydata(), [np.log(10)] * 2)
     low, high = fig.axes[0].get_ylim()
     assert low <= min(stuck) and np.log(10) <= high
+
+
+LESSON_01_RUN = {  # lesson 01's 15 epochs, as measured: the test loss is lowest at epoch 7
+    "loss": [0.1102, 0.0707, 0.057, 0.0378, 0.0271, 0.0195, 0.0147, 0.0129, 0.0099, 0.0085,
+             0.0064, 0.0051, 0.0047, 0.0045, 0.0039],
+    "val_loss": [0.1246, 0.0876, 0.0885, 0.0724, 0.072, 0.0691, 0.0642, 0.0656, 0.0664, 0.0662,
+                 0.0667, 0.0684, 0.0696, 0.0703, 0.0707]}
+
+
+def test_losses_far_below_guessing_fill_the_axis_and_the_lowest_test_loss_is_marked():
+    """Issue 19: a line at ln 10 stretched the axis to 2.3, both curves lay flat at the bottom
+    and the test loss creeping back up could not be seen."""
+    fig = plots.plot_history(LESSON_01_RUN, held_out="test")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert low == 0 and max(LESSON_01_RUN["val_loss"]) <= high < 0.2
+    rise = LESSON_01_RUN["val_loss"][-1] - min(LESSON_01_RUN["val_loss"])
+    assert rise / (high - low) > 0.04  # the creep up is a visible part of the axis
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "ln 10 = guessing (2.30, far above)" in labels and "lowest test loss" in labels
+    [lowest] = [line for line in ax.lines if line.get_label() == "lowest test loss"]
+    assert list(lowest.get_xdata()) == [7, 7]
+
+
+def test_no_lowest_mark_while_the_held_out_loss_still_falls():
+    fig = plots.plot_history({"loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.6, 0.4]})
+    assert not [line for line in fig.axes[0].lines if line.get_label().startswith("lowest")]
 
 
 def test_history_accepts_a_dict_with_training_keys_only():
@@ -158,17 +187,31 @@ def test_confusion_rejects_labels_out_of_range_and_length_mismatch():
 def test_confusion_figure_shows_the_counts():
     fig = plots.plot_confusion_matrix(np.array(Y_TRUE), torch.tensor(Y_PRED))
     ax, colorbar_ax = fig.axes
-    assert ax.get_title() == "Confusion matrix"
+    assert ax.get_title().startswith("Confusion matrix\n")
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Predicted", "True")
-    np.testing.assert_array_equal(ax.images[0].get_array(), plots.confusion_matrix(Y_TRUE, Y_PRED))
+    diagonal, errors = ax.images
+    m = plots.confusion_matrix(Y_TRUE, Y_PRED)
+    np.testing.assert_array_equal(errors.get_array().filled(0), m - np.diag(np.diag(m)))
     assert sorted(t.get_text() for t in ax.texts) == ["1", "1", "1", "1", "2"]
+
+
+def test_a_few_errors_stand_out_beside_a_thousand_right_answers():
+    """Issue 19: on one colour scale from 0 to 1,000, lesson 01's 3 and 7 errors were all the
+    palest colour (normalised, 0.00 or 0.01): the errors have a scale of their own."""
+    y_true = np.repeat(np.arange(10), 1000)
+    y_pred = y_true.copy()
+    y_pred[:3], y_pred[1000:1007] = 6, 7  # three 0s taken for 6, seven 1s for 7
+    ax = plots.plot_confusion_matrix(y_true, y_pred).axes[0]
+    errors = ax.images[1]
+    assert errors.get_clim() == (0, 7)  # the most frequent error is the darkest red
+    assert errors.cmap(errors.norm(3))[:3] != errors.cmap(errors.norm(0))[:3]
+    assert {"3", "7", "997", "993"} <= {t.get_text() for t in ax.texts}
 
 
 def test_confusion_figure_normalised():
     fig = plots.plot_confusion_matrix(Y_TRUE, Y_PRED, normalize=True)
     ax = fig.axes[0]
     assert "normalised" in ax.get_title()
-    np.testing.assert_allclose(np.asarray(ax.images[0].get_array()).sum(axis=1)[:3], 1.0)
     assert "0.67" in [t.get_text() for t in ax.texts]
 
 
@@ -200,6 +243,16 @@ def test_doubts_show_image_and_probability_bars_per_digit():
     assert bars3.patches[5].get_facecolor() == mcolors.to_rgba("tab:red")    # wrong guess
 
 
+def test_labels_stay_legible_when_jupyterlab_shrinks_a_wide_figure():
+    """Issue 19: captions of 10 points and bar labels of 7, in figures 14 inches wide."""
+    x, probs, y = doubtful_batch()
+    images = plots.plot_images(x, y, y_pred=probs.argmax(dim=1), columns=12)
+    assert min(ax.xaxis.label.get_fontsize() for ax in images.axes) >= 12
+    image3, bars3, *_ = plots.plot_doubts(x, probs, y, n=2).axes
+    assert image3.title.get_fontsize() >= 12 and image3.xaxis.label.get_fontsize() >= 10
+    assert min(t.get_fontsize() for t in bars3.get_xticklabels()) >= 10
+
+
 def test_doubts_reject_logits():
     x, _, y = doubtful_batch()
     with pytest.raises(ValueError, match="softmax"):
@@ -224,6 +277,19 @@ def test_run_dir_set_and_env(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "_run_dir", None)
     monkeypatch.setenv("MNIST_RUN_DIR", str(tmp_path / "env"))
     assert plots.run_dir() == tmp_path / "env"
+
+
+def test_by_default_figures_go_to_runs_beside_the_notebook(tmp_path, monkeypatch):
+    """Issue 19: a notebook's kernel runs in its folder (work/ in `make student`, JupyterLab's
+    root): its figures must be there, not in the repository's runs/, out of JupyterLab's reach."""
+    monkeypatch.setattr(plots, "_run_dir", None)
+    plots._default_run_dir.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    try:
+        folder = plots.run_dir()
+    finally:
+        plots._default_run_dir.cache_clear()
+    assert folder.parent == tmp_path.resolve() / "runs" and folder.is_dir()
 
 
 def test_import_leaves_the_backend_alone():
