@@ -161,3 +161,40 @@ def test_invalid_json_and_hostile_cells_are_problems_not_crashes(tmp_path):
     deep.write_text("X = 1\n# %%\nY = " + "-" * 200_000 + "1\n# %%\nZ = 2\n")
     sub = load(deep)
     assert sub.defined() == {"X", "Z"} and "could not parse this cell" in sub.problems[0]
+
+
+def test_parsing_is_bounded_outside_the_graders_own_process(tmp_path):
+    """3 MB of bare constants took 2.8 GB to parse in the grader's own process (Python's ast),
+    enough to take down a batch or nbgrader: parsing happens in a child of bounded memory and
+    CPU, and the cell it could not parse is skipped and named."""
+    import resource
+
+    path = tmp_path / "constants.py"
+    path.write_text("import torch\n# %%\n" + "0\n" * 1_500_000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sub = load(path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, f"the grader's own process grew by {grown_mb:.0f} MB"
+    assert sub.defined() == {"torch"}
+    assert "could not parse this cell (MemoryError" in sub.problems[0]
+
+
+def test_a_notebook_is_read_as_jupytext_writes_it(tmp_path):
+    """Magics and shell lines are comments, markdown is skipped, cells keep their numbers."""
+    path = _notebook([
+        {"cell_type": "markdown", "source": "# Title\nclass NotCode: pass", "metadata": {}},
+        {"cell_type": "code", "source": ["%matplotlib inline\n", "!pip install x\n",
+                                         "import torch\n"], "metadata": {}, "outputs": [],
+         "execution_count": 1},
+        {"cell_type": "code", "source": "X = 1\ny = torch.zeros(3)", "metadata": {},
+         "outputs": [], "execution_count": 2}], tmp_path / "nb.ipynb")
+    sub = load(path)
+    assert not sub.problems and not sub.unreadable
+    assert sub.defined() == {"torch", "X"}
+    assert sub.where(sub.dropped["y"]) == "cell 3, line 2"
+
+
+def test_an_old_notebook_format_is_unreadable_with_advice(tmp_path):
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps({"worksheets": [], "cells": [], "nbformat": 3}))
+    assert "open it in a recent Jupyter and save it again" in load(path).unreadable

@@ -57,6 +57,7 @@ def run_jailed(found, runner):
                 done = run_forked(runner, jail, textwrap.dedent(code), timeout)
             return done, jail
         finally:
+            jail.cpu_used = jail.cgroup.cpu_seconds() if jail.cgroup else None
             jail.destroy()
 
     return run
@@ -104,6 +105,7 @@ def test_ci_has_a_jail():
     if os.environ.get("CI"):
         assert isolation.jailed, isolation.reason
         assert isolation.cgroup, "CI runs as root on a machine with writable cgroups"
+        assert isolation.cpu, "CI's cgroups must bound and count each jail's CPU"
 
 
 def test_jail_sees_python_and_the_grader_only(run_jailed, found, tmp_path):
@@ -234,6 +236,35 @@ def test_processes_are_bounded(run_jailed, found):
     """, memory_mb=4096)  # a fork server's child has torch imported: each fork costs more
     assert "stopped at" in done.stdout, done.stdout + done.stderr
     assert int(done.stdout.split()[-1]) <= jails.PROCESSES
+
+
+def test_a_jail_uses_at_most_one_core(run_jailed, found):
+    """Five busy processes for 3 s: the jail's cgroup holds them to one core (3 s of CPU, not
+    the 6 s two cores give), so a hostile submission leaves the machine's other cores to the
+    classmates graded beside it; and the cgroup counts that time, which limits are judged by."""
+    if not found.cpu:
+        if os.environ.get("CI"):
+            pytest.fail("CI's cgroups must bound each jail's CPU")
+        pytest.skip("no writable cpu cgroup controller here")
+    done, jail = run_jailed("""
+        import os, time
+        end = time.monotonic() + 3
+        children = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                while time.monotonic() < end:
+                    pass
+                os._exit(0)
+            children.append(pid)
+        while time.monotonic() < end:
+            pass
+        for pid in children:
+            os.waitpid(pid, 0)
+        print("done")
+    """)
+    assert "done" in done.stdout, done.stderr
+    assert 0.5 < jail.cpu_used < 3.0 * 1.25, f"{jail.cpu_used:.1f} s of CPU in 3 s"
 
 
 def test_shared_memory_counts_against_the_memory_bound(run_jailed, found):

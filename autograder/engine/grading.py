@@ -77,6 +77,8 @@ def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
     sub = submissions.load(path)
     if sub.unreadable:
         raise submissions.SubmissionError(sub.unreadable)
+    if sub.unavailable:
+        raise GraderUnavailable(sub.unavailable)
     lesson = lesson_of(sub, lesson)
     checks = lesson.select(only, public_only)
     limits = limits or Limits()
@@ -92,7 +94,7 @@ def grade(path, lesson: Lesson | str | None = None, only: str | None = None,
                   time.perf_counter() - start, seconds)
 
 
-ATTEMPTS = 3  # a submission the grader or the machine failed is graded anew, this many times
+ATTEMPTS = 2  # a submission the grader or the machine failed is graded anew, this many times
 
 
 def _attempts(sub, lesson, checks, limits, ctx, seed, warm, say) -> tuple[dict, float]:
@@ -104,7 +106,6 @@ def _attempts(sub, lesson, checks, limits, ctx, seed, warm, say) -> tuple[dict, 
     for attempt in range(ATTEMPTS):
         if attempt:
             say(f"{failure}: grading again (attempt {attempt + 1} of {ATTEMPTS})")
-            warm = None  # fresh children of our own, whatever a pool had ready
         try:
             outcomes, startup = _sandboxed(sub, lesson, checks, limits, ctx, seed, warm, say)
         except GraderUnavailable:

@@ -6,18 +6,23 @@ pick_device()`). Training, plotting and every other top-level call are dropped, 
 takes milliseconds. Nothing here executes the student's code: the
 kept statements are run later, in the sandbox's child process.
 
-Reading is bounded, since it happens in the grader's own process: a file over MAX_BYTES or a
-notebook over MAX_CELLS cells is refused before it is parsed, outputs are dropped before the
-notebook is converted, and anything parsing raises (invalid JSON, RecursionError on a very deep
-expression, MemoryError) becomes a problem of the submission, graded, never a crash.
+Reading is bounded. A file over MAX_BYTES or a notebook over MAX_CELLS cells is refused before
+it is parsed, and the parsing itself (JSON, Python's ast: a few MB of bare constants once took
+2.8 GB) happens in a child process of its own with at most PARSE_MEMORY_MB of memory and
+PARSE_CPU_S of CPU: a file that needs more, or that parsing fails on (invalid JSON, a truncated
+notebook), is unreadable (`Submission.unreadable`: not graded, never a zero, never a crash of
+the grader). A cell that does not parse (a syntax error) is skipped and named in `problems`;
+the rest is graded.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
 import json
+import os
 import re
-import threading
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +33,12 @@ CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 CHEAP_CALLS = {"pick_device", "device", "CrossEntropyLoss", "NLLLoss"}
 MAX_BYTES = 32 * 2 ** 20   # a lesson notebook with its figures is a few MB
 MAX_CELLS = 2000           # a lesson has about 50
-_PARSING = threading.Lock()
+PARSE_MEMORY_MB = 1024     # the parsing child's address space (a lesson's file needs ~100 MB)
+PARSE_CPU_S = 20           # ... and its CPU (a lesson's file: ~0.1 s)
+PARSE_WALL_S = 600         # past this, wall-clock, the machine (not the file) is to blame
+MAGIC = re.compile(r"^\s*[%!]")  # IPython's %magic and !shell lines: comments in the script
+PARSED = ("statements", "dropped", "problems", "cell_starts", "lesson_metadata",
+          "lesson_imports", "unreadable")
 
 
 class SubmissionError(Exception):
@@ -51,6 +61,7 @@ class Submission:
     dropped: dict[str, int] = field(default_factory=dict)  # name -> line of top-level code not run
     problems: list[str] = field(default_factory=list)      # cells skipped: syntax errors ...
     unreadable: str = ""   # why the whole file could not be read ("" when it could): not graded
+    unavailable: str = ""  # why the grader could not read it now (the machine): graded again
     cell_starts: list[int] = field(default_factory=list)   # first line of each cell
     # which lesson the file says it is: notebook metadata {"autograder": {"lesson": ID}}, and
     # the X of each `from autograder.lessons.X import ...` (see autograder.lessons.detect)
@@ -95,42 +106,110 @@ def load(path) -> Submission:
                           f"clear the outputs (Kernel → Restart Kernel and Clear Outputs), "
                           f"save, and hand it in again")
         return sub
-    try:
-        text = notebook_to_py(data, sub) if sub.is_notebook else data.decode("utf-8")
-        with _PARSING:  # CPython 3.11's ast is not thread-safe: "AST constructor recursion
-            _parse(sub, text)  # depth mismatch" when two batch workers parse at once
-    except Exception as error:  # a corrupt file is not graded (never a crash, never a zero)
-        sub.statements.clear()
-        sub.unreadable = f"could not read {path.name}: {type(error).__name__}: {str(error)[:300]}"
+    parsed = parse_bounded(data, sub.is_notebook, str(path)) if os.name == "posix" else \
+        parse(data, sub.is_notebook, str(path))  # no rlimits to bound a child by: in here
+    for name in PARSED:
+        setattr(sub, name, parsed[name])
+    sub.statements = [Statement(s["lineno"], s["source"], tuple(s["names"]))
+                      for s in parsed["statements"]]
+    sub.unavailable = parsed.get("unavailable", "")
     return sub
 
 
+def parse(data: bytes, is_notebook: bool, filename: str) -> dict:
+    """What `load` keeps of a file's bytes, as plain data (the fields PARSED)."""
+    sub = Submission(Path(filename), "", is_notebook)
+    try:
+        text = notebook_to_py(data, sub) if is_notebook else data.decode("utf-8")
+        _parse(sub, text)
+    except Exception as error:  # a corrupt file is not graded (never a crash, never a zero)
+        sub.statements.clear()
+        sub.unreadable = (f"could not read {sub.path.name}: {type(error).__name__}: "
+                          f"{str(error)[:300]}")
+    out = {name: getattr(sub, name) for name in PARSED}
+    out["statements"] = [statement.__dict__ for statement in sub.statements]
+    return out
+
+
+def parse_bounded(data: bytes, is_notebook: bool, filename: str) -> dict:
+    """`parse` in a child process of its own, with bounded memory and CPU (see the module's
+    docstring). It parses, never runs, the student's code."""
+    name = Path(filename).name
+    root = str(Path(__file__).resolve().parents[2])
+    header = json.dumps({"notebook": is_notebook, "filename": filename}).encode()
+    try:
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", _CHILD, root],
+                              input=header + b"\n" + data, capture_output=True,
+                              timeout=PARSE_WALL_S, cwd="/")
+    except subprocess.TimeoutExpired:
+        return {**parse(b"", False, filename), "unavailable":
+                f"not graded: the grader could not read {name} within {PARSE_WALL_S} s (the "
+                f"machine was too busy); it will be read again"}
+    if done.returncode == 0:
+        try:
+            return json.loads(done.stdout)
+        except ValueError:
+            pass
+    why = (f"parsing it needs more than {PARSE_CPU_S} s of CPU" if done.returncode in (-24, -9)
+           else f"parsing it needs more than {PARSE_MEMORY_MB} MB of memory"
+           if b"MemoryError" in done.stderr else
+           f"the grader's parser failed ({done.stderr.decode(errors='replace')[-300:]})")
+    return {**parse(b"", False, filename), "statements": [],
+            "unreadable": f"could not read {name}: {why} — is a cell holding a huge expression?"}
+
+
+# The parsing child: bounds itself first, then reads the header line and the file's bytes.
+_CHILD = f"""
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({PARSE_MEMORY_MB} * 2 ** 20,) * 2)
+resource.setrlimit(resource.RLIMIT_CPU, ({PARSE_CPU_S}, {PARSE_CPU_S}))
+sys.path.insert(0, sys.argv[1])
+from autograder.engine.submission import parse
+header, data = sys.stdin.buffer.read().split(b"\\n", 1)
+header = json.loads(header)
+sys.stdout.write(json.dumps(parse(data, header["notebook"], header["filename"])))
+"""
+
+
 def notebook_to_py(data: bytes, sub: Submission | None = None) -> str:
-    """The notebook's cells as a percent script, outputs left out (only the code is graded);
-    Jupytext comments out magics such as %matplotlib. The lesson its metadata names goes to
-    `sub.lesson_metadata`."""
+    """The notebook's cells as a percent script (as Jupytext writes it: a `# %%` line per cell,
+    markdown commented out, IPython's %magic and !shell lines too), outputs left out: only the
+    code is graded. The lesson its metadata names goes to `sub.lesson_metadata`."""
     if data.count(b'"cell_type"') > MAX_CELLS:  # before parsing: counting is cheap
         raise ValueError(f"more than the {MAX_CELLS} cells a notebook may have")
     raw = json.loads(data.decode("utf-8"))
     cells = raw.get("cells") if isinstance(raw, dict) else None
     if not isinstance(cells, list):
         raise ValueError("not a notebook (no list of cells)")
+    if raw.get("nbformat") != 4:
+        raise ValueError(f"a notebook of format {raw.get('nbformat')!r}, not 4: open it in a "
+                         f"recent Jupyter and save it again")
     if len(cells) > MAX_CELLS:
         raise ValueError(f"{len(cells)} cells, more than the {MAX_CELLS} a notebook may have")
     if sub is not None:
         sub.lesson_metadata = _lesson_metadata(raw.get("metadata"))
+    lines = []
     for cell in cells:
-        if not isinstance(cell, dict):
-            raise ValueError("a cell that is not a JSON object")
-        cell.pop("outputs", None)
-        cell.pop("attachments", None)
-        if cell.get("cell_type") == "code":
-            cell["outputs"], cell["execution_count"] = [], None
-    import jupytext
-    import nbformat
+        kind, source = _cell(cell)
+        if kind == "code":
+            lines += ["# %%"] + [f"# {line}" if MAGIC.match(line) else line
+                                 for line in source.splitlines()]
+        else:
+            lines += [f"# %% [{kind}]"] + [f"# {line}".rstrip() for line in source.splitlines()]
+        lines.append("")
+    return "\n".join(lines)
 
-    notebook = nbformat.reads(json.dumps(raw), as_version=4)
-    return jupytext.writes(notebook, fmt="py:percent")
+
+def _cell(cell) -> tuple[str, str]:
+    """(kind, source) of a notebook cell, or ValueError for one that is malformed."""
+    if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+        raise ValueError("a cell that is not a JSON object with a cell_type")
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(part, str) for part in source):
+        source = "".join(source)
+    if not isinstance(source, str):
+        raise ValueError(f"a {cell['cell_type']} cell whose source is not text")
+    return cell["cell_type"], source
 
 
 def _lesson_metadata(metadata) -> list[str]:
