@@ -1,7 +1,7 @@
 """How fast is the grader, and where does min_test_accuracy's threshold come from?
 
     python benchmarks/bench_grader.py                 # per-check times + batch throughput
-    python benchmarks/bench_grader.py --nbgrader      # serial nbgrader vs nbcourse --workers
+    python benchmarks/bench_grader.py --nbgrader      # serial nbgrader vs course grade --workers
     python benchmarks/bench_grader.py --calibrate     # hidden check over 5 seeds
     python benchmarks/bench_grader.py --median 5      # grading time per submission, median
     python benchmarks/bench_grader.py --no-dask --count 12   # local pool only
@@ -170,7 +170,7 @@ def nbgrader_class(workers: list[int]) -> None:
             label = "nbgrader autograde (serial)"
         else:
             nbautograde.autograde(course, LESSON, workers=n)
-            label = f"nbcourse grade --workers {n}, autograde step"
+            label = f"course grade --workers {n}, autograde step"
         print(f"{len(students)} students, {label}: {time.perf_counter() - start:.1f} s",
               flush=True)
     shutil.rmtree(root, ignore_errors=True)
@@ -209,7 +209,7 @@ def main() -> None:
                         help="throughput of the local pool only (as before, started ahead, "
                              "fork server)")
     parser.add_argument("--nbgrader", action="store_true",
-                        help="only: serial nbgrader autograde vs nbcourse grade --workers 1, 2")
+                        help="only: serial nbgrader autograde vs `course grade` --workers 1, 2")
     parser.add_argument("--median", type=int, default=0, metavar="N",
                         help="only: grade the solution N times, print the median time")
     args = parser.parse_args()

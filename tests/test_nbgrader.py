@@ -131,7 +131,7 @@ def test_test_cell_outputs_are_the_graders_whatever_the_kernel_wrote(tmp_path, m
                for check in L01.checks]
     graded = []
 
-    def fake_grade(path, lesson):
+    def fake_grade(path, lesson, limits):
         graded.append((os.path.basename(path), open(path).read(), lesson))
         return autograder.engine.grading.Report(lesson, str(path), results)
 
@@ -493,8 +493,11 @@ def test_a_broken_notebook_fails_its_student_alone(tmp_path):
                            "--assignment", LESSON, "--course-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "could not autograde garbled" in done.stdout and "could not autograde huge" in done.stdout
-    assert "could not autograde unfilled" not in done.stdout
+    assert "autograded 1 of 3 students" in done.stdout  # not "3 of 3"
+    assert "2 could not be graded, the notebook handed in" in done.stdout, done.stdout
+    assert "  garbled: could not grade: " in done.stdout
+    assert "  huge: could not grade: the notebook has 100000 cells" in done.stdout
+    assert "unfilled:" not in done.stdout
     with open(tmp_path / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     assert float(rows["unfilled"]["max_score"]) == 25

@@ -55,7 +55,7 @@ def test_each_assignment_is_graded_as_its_lesson_in_one_gradebook(course):
     cnn, dnn = course["done"][CNN], course["done"][DNN]
     assert dnn.returncode == 0, dnn.stdout + dnn.stderr
     assert cnn.returncode == 1, cnn.stdout + cnn.stderr  # cy handed in the wrong notebook
-    assert "could not autograde cy" in cnn.stdout and "could not autograde ada" not in cnn.stdout
+    assert "  cy: could not grade: " in cnn.stdout and "ada:" not in cnn.stdout
     with open(course["root"] / "grades.csv", newline="") as f:
         rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(f)}
     assert float(rows[(CNN, "ada")]["raw_score"]) == lessons.get(CNN).max_score

@@ -80,7 +80,7 @@ def export(course_dir):
 
 def test_the_gradebook_holds_what_serial_nbgrader_records(courses):
     n = len(courses["students"])
-    assert f"autograded {n} of {n} students now, 0 unchanged" in courses["output"].stdout
+    assert f"autograded {n} of {n} students ({n} now, 0 unchanged" in courses["output"].stdout
     for student in courses["students"]:
         assert nbgrader_grades(courses["parallel"], student) == nbgrader_grades(
             courses["serial"], student), student
@@ -141,7 +141,7 @@ def test_a_late_student_is_autograded_alone(courses):
     done = grade(parallel, "--workers", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     n = len(courses["students"])
-    assert f"autograded 1 of {n + 1} students now, {n} unchanged" in done.stdout
+    assert f"autograded {n + 1} of {n + 1} students (1 now, {n} unchanged" in done.stdout
     cache = [json.loads(line) for line in open(parallel / "autograde-cache.jsonl")]
     assert [entry["student"] for entry in cache][-1] == "latecomer" and len(cache) == n + 1
     assert nbgrader_grades(parallel, "latecomer") == nbgrader_grades(parallel, "reference")

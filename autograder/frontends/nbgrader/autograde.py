@@ -14,6 +14,7 @@ their last autograde is not graded again (the cache is DIR/autograde-cache.jsonl
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from autograder.engine import report
 from autograder.frontends import gradecache
 from autograder.frontends import pool
 
@@ -47,7 +49,10 @@ def students(course_dir: Path, assignment: str) -> list[str]:
 def autograde(course_dir, assignment: str, workers: int = 1, scheduler: str | None = None,
               force: bool = False) -> dict[str, dict]:
     """Autograde every student whose submission changed (all with `force`); return
-    student -> {"seconds", "cached", "error"}."""
+    student -> {"seconds", "cached", "status", "error", "previous"}: status is report.GRADED,
+    NOT_GRADED (the grader's failure, graded again next run) or REJECTED (the file handed in);
+    a student who was not graded has no score in the gradebook any more, whatever an earlier
+    autograde gave: "previous" says what it was ("" when none)."""
     course_dir = Path(course_dir)
     cache = gradecache.Cache(course_dir / "autograde-cache.jsonl")
     cache.compact()
@@ -55,8 +60,13 @@ def autograde(course_dir, assignment: str, workers: int = 1, scheduler: str | No
     for student in students(course_dir, assignment):
         keys[student] = _key(course_dir, assignment, student)
         cached = None if force else cache.get(student, keys[student])
-        if cached and (course_dir / "autograded" / student / assignment).is_dir():
-            outcomes[student] = {**cached, "cached": True}
+        misnamed = misnamed_notebook(course_dir, assignment, student)
+        if misnamed:  # nbgrader would skip the file and fail with "No notebooks found"
+            outcomes[student] = _not_graded(course_dir, assignment, student, report.REJECTED,
+                                            misnamed)
+        elif cached and (course_dir / "autograded" / student / assignment).is_dir():
+            outcomes[student] = {"status": report.GRADED, "previous": "", **cached,
+                                 "cached": True}
         else:
             todo.append(student)
 
@@ -68,12 +78,13 @@ def autograde(course_dir, assignment: str, workers: int = 1, scheduler: str | No
         for student, future in pool.run(autograde_payload, todo, prepare, workers, scheduler,
                                         desc="autograding"):
             outcome = _merge(course_dir, assignment, student, future)
-            if not outcome["error"]:
+            if outcome["status"] == report.GRADED:  # a failure is tried again next run
                 cache.add(student, keys[student], outcome)
                 kept += 1
             outcomes[student] = {**outcome, "cached": False}
     except KeyboardInterrupt:  # each student merged so far is kept, in the gradebook too
         raise pool.Interrupted(kept, len(todo) - kept, str(cache.path)) from None
+    record_failures(course_dir, assignment, outcomes)
     return outcomes
 
 
@@ -175,9 +186,12 @@ def _pack(folder: Path, student: str) -> bytes:
 # --- back in the course folder: one student at a time --------------------------------------------
 
 
-# the grader's own refusals (a notebook of another lesson, an unreadable file, no jail): the
-# line that says why, whatever nbgrader logs after it
-GRADER_ERROR = re.compile(r"\b(UsageError|SubmissionError|SandboxError|NoJail): ")
+# the grader's own line in nbgrader's log (GradeTestCells raised it): what it means
+GRADER_ERROR = re.compile(r"\b(UsageError|SubmissionError|GraderUnavailable|SandboxError|NoJail)"
+                          r": (.*)$")
+# nbgrader's own words for a notebook file it could not read
+UNREADABLE = re.compile(r"\b(NotJSONError|JSONDecodeError|ValidationError|"
+                        r"Notebook does not appear to be JSON)\b:? ?(.*)$")
 
 
 def what_failed(log: str) -> list[str]:
@@ -187,28 +201,108 @@ def what_failed(log: str) -> list[str]:
     return ours or [line for line in lines if "ERROR" in line or "Error:" in line][-4:]
 
 
+def failure_of(log: str) -> tuple[str, str]:
+    """(status, message) of a student whose nbgrader autograde failed, from its log: the
+    grader's own line when there is one (the file's fault, or the grader's: report.failure's
+    words), a notebook nbgrader could not read, else nbgrader's failure, never the student's."""
+    lines = [line.strip() for line in log.splitlines()]
+    for line in reversed(lines):
+        found = GRADER_ERROR.search(line)
+        if found:
+            kind, said = found.groups()
+            if kind in ("UsageError", "SubmissionError"):
+                return report.REJECTED, f"could not grade: {said}"
+            return report.NOT_GRADED, (said if said.startswith("not graded: ") else
+                                       f"not graded: the grader failed ({kind}: {said})")
+    for line in reversed(lines):
+        found = UNREADABLE.search(line)
+        if found:
+            return report.REJECTED, (f"could not grade: the notebook file cannot be read "
+                                     f"({found.group(0)[:300]}): it is damaged")
+    said = " / ".join(what_failed(log)) or "see its log"
+    return report.NOT_GRADED, f"not graded: nbgrader could not autograde this notebook ({said})"
+
+
 def _merge(course_dir: Path, assignment: str, student: str, future) -> dict:
     """Record a finished task in the course: gradebook rows and autograded folder. When
-    nbgrader failed, what it recorded is kept too, as a serial `autograde` would have."""
+    nbgrader failed, what it recorded is kept (the submission and its time), without a score:
+    the gradebook never keeps the score of an earlier file, or of an earlier grading of this
+    one, for a submission that was not graded (see `_not_graded`)."""
     try:
         result = future.result()
         if result["grader"] != gradecache.grader_version():
             raise RuntimeError(f"worker {result['worker']} runs another version of the grader; "
                                f"install this same version of the course package on every worker")
+        previous = score_of(course_dir, assignment, student)
         _replace_autograded(course_dir, student, result["autograded"])
         with tempfile.TemporaryDirectory() as scratch:
             theirs = Path(scratch) / "gradebook.db"
             theirs.write_bytes(result["gradebook"])
             merge_gradebook(course_dir / "gradebook.db", theirs, assignment, student)
-        if result["returncode"] != 0:
-            print(f"\nnbgrader autograde failed for {student} (exit {result['returncode']}):\n"
-                  f"{result['log']}", file=sys.stderr)
-            said = what_failed(result["log"])
-            raise RuntimeError(f"nbgrader autograde exited {result['returncode']}: "
-                               + (" / ".join(said) or "see its log above"))
     except Exception as error:  # this student's failure, never the class's end
-        return {"seconds": 0.0, "worker": "", "error": f"{type(error).__name__}: {error}"}
-    return {"seconds": result["seconds"], "worker": result["worker"], "error": ""}
+        return _not_graded(course_dir, assignment, student, report.NOT_GRADED,
+                           f"not graded: the grading process failed ({type(error).__name__}: "
+                           f"{error})")
+    if result["returncode"] != 0:
+        print(f"\nnbgrader autograde failed for {student} (exit {result['returncode']}):\n"
+              f"{result['log']}", file=sys.stderr)
+        return _not_graded(course_dir, assignment, student, *failure_of(result["log"]),
+                           previous=previous)
+    return {"seconds": result["seconds"], "worker": result["worker"], "status": report.GRADED,
+            "error": "", "previous": ""}
+
+
+def _not_graded(course_dir: Path, assignment: str, student: str, status: str, error: str,
+                previous: str | None = None) -> dict:
+    """The outcome of a student who was not graded; whatever score the gradebook held for them
+    (`previous`, else read now) is removed, and said."""
+    if previous is None:
+        previous = score_of(course_dir, assignment, student)
+    forget_scores(course_dir / "gradebook.db", assignment, student)
+    shutil.rmtree(course_dir / "autograded" / student / assignment, ignore_errors=True)
+    return {"seconds": 0.0, "worker": "", "status": status, "error": error,
+            "previous": previous, "cached": False}
+
+
+FAILURES = "autograde-failures.json"  # assignment -> student -> {"status", "error"}, of the
+                                     # last `course grade`: what GradesExport writes for them
+
+
+def record_failures(course_dir: Path, assignment: str, outcomes: dict) -> None:
+    """Keep the students of `assignment` who were not graded this time (and only them)."""
+    found = failures(course_dir)
+    found[assignment] = {student: {"status": o["status"], "error": o["error"]}
+                         for student, o in sorted(outcomes.items())
+                         if o["status"] != report.GRADED}
+    (Path(course_dir) / FAILURES).write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+
+
+def failures(course_dir) -> dict:
+    path = Path(course_dir) / FAILURES
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def misnamed_notebook(course_dir: Path, assignment: str, student: str) -> str:
+    """Why the student's folder cannot be autograded as handed in ("" when it can): no
+    <assignment>.ipynb, only notebooks of another name, which nbgrader skips. Names the lesson
+    each of them is (a notebook of another lesson under its own name, say)."""
+    from autograder import lessons
+    from autograder.engine import submission
+    from autograder.engine.checks import UsageError
+
+    folder = course_dir / "submitted" / student / assignment
+    if (folder / f"{assignment}.ipynb").is_file():
+        return ""
+    found = []
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            lesson = lessons.detect(submission.load(path)).id
+            found.append(f"{path.name}, a notebook of lesson {lesson}")
+        except (UsageError, submission.SubmissionError):
+            found.append(f"{path.name}, a notebook of no lesson the grader knows")
+    return (f"no {assignment}.ipynb was handed in for assignment {assignment}, only "
+            f"{'; '.join(found)}: hand in your notebook of lesson {assignment}, named "
+            f"{assignment}.ipynb")
 
 
 def _replace_autograded(course_dir: Path, student: str, packed: bytes) -> None:
@@ -263,6 +357,49 @@ def merge_gradebook(main_db: Path, theirs_db: Path, assignment: str, student: st
         connection.close()
 
 
+def score_of(course_dir: Path, assignment: str, student: str) -> str:
+    """The student's autograded score of `assignment` in the course's gradebook ("25/25"), ""
+    when it holds none."""
+    from nbgrader.api import Gradebook
+
+    db = Path(course_dir) / "gradebook.db"
+    if not db.exists():
+        return ""
+    with Gradebook(f"sqlite:///{db}") as gradebook:
+        status, submission = submission_state(gradebook, assignment, student)
+        return f"{submission.score:g}/{submission.max_score:g}" if status == "graded" else ""
+
+
+def submission_state(gradebook, assignment: str, student: str):
+    """(status, submission or None) in an open nbgrader Gradebook: "no submission", "not
+    graded" (its test cells have no score: its autograde failed, see `_not_graded`) or
+    "graded"."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        submission = gradebook.find_submission(assignment, student)
+    except MissingEntry:
+        return "no submission", None
+    grades = [g for notebook in submission.notebooks for g in notebook.grades]
+    if all(g.auto_score is None and g.manual_score is None for g in grades):
+        return "not graded", submission
+    return "graded", submission
+
+
+def forget_scores(main_db: Path, assignment: str, student: str) -> None:
+    """The student's submission of `assignment` keeps its time but loses its autograded
+    points (NULL, which nbgrader shows as not graded, and GradesExport as blank)."""
+    if not Path(main_db).exists():
+        return
+    connection = sqlite3.connect(main_db, timeout=60, isolation_level=None)
+    try:
+        grades = _submission_ids("main", "a.name = ? AND sa.student_id = ?")["grade"]
+        connection.execute(f"UPDATE main.grade SET auto_score = NULL WHERE {grades}",
+                           (assignment, student))
+    finally:
+        connection.close()
+
+
 def _submission_ids(schema: str, where: str) -> dict[str, str]:
     """table -> SQL condition selecting the rows of the submissions matched by `where`."""
     submissions = (f"SELECT sa.id FROM {schema}.submitted_assignment sa JOIN "
@@ -301,14 +438,16 @@ def class_entries(course_dir, assignment: str, outcomes: dict) -> list[dict]:
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
         most = gradebook.find_assignment(assignment).max_score
         for student, outcome in sorted(outcomes.items()):
+            graded = outcome.get("status", report.GRADED) == report.GRADED
             try:
-                score = gradebook.find_submission(assignment, student).score
+                score = gradebook.find_submission(assignment, student).score if graded else None
             except MissingEntry:
                 score = 0.0
             folder = course_dir / "autograded" / student / assignment
-            entries.append({"student": student, "score": score, "max_score": most,
-                            "error": outcome["error"], "seconds": outcome["seconds"],
-                            "checks": [] if outcome["error"] else notebook_checks(folder)})
+            entries.append({"student": student, "status": outcome.get("status", report.GRADED),
+                            "score": score, "max_score": most, "error": outcome["error"],
+                            "seconds": outcome["seconds"], "note": outcome.get("note", ""),
+                            "checks": notebook_checks(folder) if graded else []})
     return entries
 
 

@@ -13,6 +13,7 @@ nbautograde.py; unchanged submissions are not graded again unless --force), gene
 and export (-> DIR/grades.csv). DIR defaults to <repo>/course (git-ignored).
 """
 import argparse
+import collections
 import os
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ from pathlib import Path
 import nbformat
 
 from autograder import lessons
+from autograder.engine import report as reports
+from autograder.frontends import pool
 
 REPO = Path(__file__).resolve().parents[3]
 COURSE_DIR = REPO / "course"
@@ -39,8 +42,10 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     ClearOutput, DeduplicateIds, GetGrades, IgnorePattern,
                                     LimitOutput, OverwriteKernelspec, SaveAutoGrades)
 
+from autograder.frontends.nbgrader.lms import CanvasCollector, GradesExport
 from autograder.frontends.nbgrader.preprocessors import (ExecuteWithGrader, GradeTestCells,
-                                                         RestoreCells, SetParameters)
+                                                         RestoreCells, SanitizeOutputs,
+                                                         SetParameters)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = "mnist"
@@ -64,14 +69,17 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.OverwriteCells.add_missing_cells = True
 
-# Autograde, step 2 (run and score): nbgrader's default pipeline with three changes.
+# Autograde, step 2 (run and score): nbgrader's default pipeline with four changes.
 c.Autograde.autograde_preprocessors = [
     SetParameters,      # rewrite the `parameters` cell (below): the student's training runs short
-    ExecuteWithGrader,  # nbgrader's Execute, except the check("<group>") calls of the test cells
+    ExecuteWithGrader,  # nbgrader's Execute, except the check("<group>") calls of the test cells;
+                        # a cell's output past 1 MB is left out, and output still arriving after
+                        # its cell ended never fails the notebook (a cell printing 300 MB did)
     GradeTestCells,     # grades this notebook file here, in nbgrader's process, exactly like
                         # `python -m autograder grade`, and OVERWRITES each test cell's output:
                         # ✓/✗ lines + the group's points (partial credit). Nothing the student's
                         # kernel printed, or failed to print, in a test cell counts.
+    SanitizeOutputs,    # the student's HTML/JavaScript outputs and Markdown shown, never run
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -94,15 +102,23 @@ c.JailedKernelManager.allow_unjailed = {allow_unjailed}
 c.GradeTestCells.allow_unjailed = {allow_unjailed}
 
 # Feedback: nbgrader's default pipeline + ClearHiddenTests, so the returned HTML shows the
-# score and output of the hidden test cell but not its code.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# score and output of the hidden test cell but not its code, + SanitizeOutputs, so that nothing
+# the student's notebook wrote runs in the page (a script, a fixed "Score: 25 / 25" banner).
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, SanitizeOutputs,
+                                    CSSHTMLHeaderPreprocessor]
 
-# `nbgrader zip_collect`: how to read a student id from the names of the files in an LMS
-# download. This matches Canvas ("lovelaceada_1234_56789_01_mnist_dnn.ipynb", "..._late_...",
-# a "-1" resubmission suffix). For another LMS, change it (see the README, "For instructors").
-c.FileNameCollectorPlugin.named_regexp = (
-    r"(?:.*/)?(?P<student_id>[^/_]+)_(?:(?i:late)_)?\\d+_\\d+_(?P<file_id>[^/]+?)(?:-\\d+)?\\.ipynb$"
-)
+# `nbgrader zip_collect`: how to read a student from the names of the files in an LMS download.
+# CanvasCollector reads Canvas' ("lovelaceada_LATE_1234_56789_01_mnist_dnn.ipynb"): the student
+# id is the Canvas user id (1234), the sortable name goes to the gradebook, LATE to
+# lms-submissions.json. For another LMS, set c.FileNameCollectorPlugin.named_regexp (see the
+# README, "For instructors").
+c.ZipCollectApp.collector_plugin = CanvasCollector
+
+# `nbgrader export`: nbgrader's grades.csv + a status (graded / not graded / no submission)
+# and the LMS' late mark; a submission that was not graded has blank scores, not 0.
+# `nbgrader export --exporter autograder.frontends.nbgrader.lms.CanvasExport --to canvas.csv`
+# writes Canvas' gradebook import (`python -m autograder course grade` writes both).
+c.ExportApp.plugin_class = GradesExport
 '''
 
 TIMEOUT_S = 300  # above the sandbox's worst case: 90 s startup + probes of 20, 20, 20 and 60 s
@@ -153,8 +169,9 @@ def grade(assignment: str, course_dir=COURSE_DIR, workers=1, scheduler=None,
           force=False, report=None):
     """Autograde the submissions that changed since their last autograde (all with `force`),
     `workers` students at once or on the Dask cluster at `scheduler`; write feedback,
-    DIR/grades.csv and the optional class report; release first if need be.
-    Returns student -> {"seconds", "cached", "error"}."""
+    DIR/grades.csv, DIR/canvas.csv and the optional class report; release first if need be.
+    Returns student -> {"seconds", "cached", "status", "error", "previous"} (see
+    autograde.autograde)."""
     from autograder.frontends.nbgrader import autograde as nbautograde
 
     course_dir = Path(course_dir)
@@ -165,16 +182,14 @@ def grade(assignment: str, course_dir=COURSE_DIR, workers=1, scheduler=None,
                                 f"{assignment}/*.ipynb (collect the submissions first, e.g. "
                                 f"with `nbgrader zip_collect {assignment}`)")
     outcomes = nbautograde.autograde(course_dir, assignment, workers, scheduler, force)
-    for student, outcome in outcomes.items():  # generate_feedback rebuilds what is missing
-        if not outcome["cached"]:
-            shutil.rmtree(course_dir / "feedback" / student / assignment, ignore_errors=True)
-    if any(not outcome["error"] for outcome in outcomes.values()):  # else nbgrader finds none
-        nbgrader("generate_feedback", assignment, *(["--force"] if force else []),
-                 course_dir=course_dir)
-    for student, outcome in outcomes.items():
-        if outcome["error"]:
-            write_failure_feedback(course_dir, assignment, student, outcome["error"])
-    nbgrader("export", "--to", "grades.csv", course_dir=course_dir)
+    try:
+        write_feedback(course_dir, assignment, outcomes, force)
+        nbgrader("export", "--to", "grades.csv", course_dir=course_dir)
+        nbgrader("export", "--exporter", "autograder.frontends.nbgrader.lms.CanvasExport",
+                 "--to", "canvas.csv", course_dir=course_dir)
+    except KeyboardInterrupt:  # every autograde is in the gradebook already
+        graded = sum(not o["cached"] and o["status"] == reports.GRADED for o in outcomes.values())
+        raise pool.Interrupted(graded, 0, str(course_dir / "gradebook.db")) from None
     if report:
         from autograder.frontends import classreport
 
@@ -183,26 +198,60 @@ def grade(assignment: str, course_dir=COURSE_DIR, workers=1, scheduler=None,
     return outcomes
 
 
+def write_feedback(course_dir: Path, assignment: str, outcomes: dict, force: bool) -> None:
+    """nbgrader's feedback page for each graded student (generate_feedback rebuilds those of the
+    students graded now), the page of FAILURE_PAGES for each of the others."""
+    for student, outcome in outcomes.items():
+        if not outcome["cached"]:
+            shutil.rmtree(course_dir / "feedback" / student / assignment, ignore_errors=True)
+    if any(o["status"] == reports.GRADED for o in outcomes.values()):  # else nbgrader finds none
+        nbgrader("generate_feedback", assignment, *(["--force"] if force else []),
+                 course_dir=course_dir)
+    for student, outcome in outcomes.items():
+        if outcome["status"] != reports.GRADED:
+            write_failure_feedback(course_dir, assignment, student, outcome["error"],
+                                   outcome["status"])
+
+
 FAILURE_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{assignment}: not graded</title></head>
-<body><h1>{assignment}: your notebook could not be graded</h1>
-<p>The autograder could not run your notebook, so it has no score yet. What it said:</p>
+<html lang="en"><head><meta charset="utf-8"><title>{assignment}: {title}</title></head>
+<body><h1>{assignment}: {title}</h1>
+<p>{lead} What it said:</p>
 <pre>{error}</pre>
-<p>Open your notebook in Jupyter: if it does not open, it is damaged (hand in a fresh copy of the
-lesson with your answers pasted in); if it opens, check that you did not delete, reorder or copy
-the graded cells. Then hand it in again, or ask your instructor.</p></body></html>
+<p>{advice}</p></body></html>
 """
+# what a student reads when their notebook was not graded, by whose failure it was
+FAILURE_PAGES = {
+    reports.NOT_GRADED: {
+        "title": "not graded yet",
+        "lead": "Your notebook has not been graded yet: the grader failed, not your notebook.",
+        "advice": "You have nothing to do: it will be graded again. If this page is still here "
+                  "after the next grading, tell your instructor."},
+    reports.REJECTED: {
+        "title": "your notebook could not be graded",
+        "lead": "The autograder could not grade the notebook you handed in, so it has no "
+                "score.",
+        "advice": "Fix what it says and hand it in again, or ask your instructor."},
+}
+DAMAGED = ("Open your notebook in Jupyter: if it does not open, it is damaged (hand in a fresh "
+           "copy of the lesson with your answers pasted in); if it opens, save it again and hand "
+           "it in again, or ask your instructor.")
 
 
-def write_failure_feedback(course_dir, assignment: str, student: str, error: str) -> Path:
-    """The feedback page of a student whose notebook nbgrader could not autograde, where
-    `generate_feedback` would leave them none."""
+def write_failure_feedback(course_dir, assignment: str, student: str, error: str,
+                           status: str = reports.REJECTED) -> Path:
+    """The feedback page of a student whose notebook was not autograded, where
+    `generate_feedback` would leave them none: whose failure it was and what to do."""
     import html
 
     page = Path(course_dir) / "feedback" / student / assignment / f"{assignment}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
+    words = dict(FAILURE_PAGES[status])
+    if status == reports.REJECTED and ("cannot be read" in error or "could not read" in error):
+        words["advice"] = DAMAGED
     page.write_text(FAILURE_PAGE.format(assignment=html.escape(assignment),
-                                        error=html.escape(error[-3000:])))
+                                        error=html.escape(error[-3000:]),
+                                        **{k: html.escape(v) for k, v in words.items()}))
     return page
 
 
@@ -260,17 +309,35 @@ def grade_command(args):
     except subprocess.CalledProcessError as error:
         raise SystemExit(f"`nbgrader {error.cmd[3]}` failed (exit {error.returncode}): "
                          f"see its log above")
-    failed = sorted(s for s, outcome in outcomes.items() if outcome["error"])
-    reused = sum(outcome["cached"] for outcome in outcomes.values())
-    print(f"autograded {len(outcomes) - reused} of {len(outcomes)} students now, {reused} "
-          f"unchanged since their last autograde; grades written to "
-          f"{args.course_dir / 'grades.csv'}")
-    for student in failed:
-        print(f"  could not autograde {student}: {outcomes[student]['error']}")
+    print("\n".join(grade_summary(outcomes, args.course_dir)))
     if args.report:
         print(f"class report → {args.report}")
-    if failed:
+    if any(outcome["status"] != reports.GRADED for outcome in outcomes.values()):
         raise SystemExit(1)
+
+
+def grade_summary(outcomes: dict, course_dir: Path) -> list[str]:
+    """What the instructor reads: how many were autograded, then those who were not, apart:
+    the grader's failures (run again) and the notebooks that cannot be graded, each with the
+    score the gradebook no longer holds for them."""
+    count = collections.Counter(outcome["status"] for outcome in outcomes.values())
+    reused = sum(outcome["cached"] for outcome in outcomes.values())
+    lines = [f"autograded {count[reports.GRADED]} of {len(outcomes)} students "
+             f"({len(outcomes) - reused} now, {reused} unchanged since their last autograde); "
+             f"grades written to {course_dir / 'grades.csv'} and, for Canvas, "
+             f"{course_dir / 'canvas.csv'}"]
+    for status, heading in ((reports.NOT_GRADED, "not graded: the grader or the machine "
+                             "failed, not the student; run the same command again to grade "
+                             "them"),
+                            (reports.REJECTED, "could not be graded, the notebook handed in "
+                                               "(their feedback page says why)")):
+        if count[status]:
+            lines.append(f"{count[status]} {heading}:")
+            lines += [f"  {student}: {outcome['error']}" + (
+                f" (the gradebook no longer holds their earlier score, {outcome['previous']})"
+                if outcome.get("previous") else "")
+                for student, outcome in sorted(outcomes.items()) if outcome["status"] == status]
+    return lines
 
 
 if __name__ == "__main__":

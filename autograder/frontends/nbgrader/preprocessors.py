@@ -1,4 +1,4 @@
-"""Four nbgrader preprocessors that make `nbgrader autograde` fit a deep-learning lesson.
+"""The nbgrader preprocessors that make `nbgrader autograde` fit a deep-learning lesson.
 
 The course's nbgrader_config.py (written by `python -m autograder.frontends.nbgrader.course build`) puts them
 in the two steps of autograde:
@@ -11,6 +11,13 @@ in the two steps of autograde:
                                    imports still run); keeps the notebook as it was before
                GradeTestCells      grades that copy in nbgrader's own process and writes every
                                    check test cell's output: ✓/✗ lines, points
+               SanitizeOutputs     the student's HTML, JavaScript and SVG are shown as text
+    feedback   SanitizeOutputs     again, for notebooks autograded before it existed
+
+A student's notebook can write anything into its outputs and its own Markdown cells, and
+nbgrader's feedback page (and formgrader) would render it as HTML: a script, a fixed "Score: 25 /
+25" banner over the real one. SanitizeOutputs keeps only plain text and images of the kernel's
+outputs, and renders the student's own Markdown with a short list of harmless tags.
 
 The points never come from the student's kernel: a test cell without an error or a number
 scores full marks in nbgrader, and a kernel can be made to print nothing (a student only has to
@@ -26,12 +33,15 @@ import os
 import shutil
 import tempfile
 
+import bleach
 import nbformat
 from nbgrader import utils
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Dict
+from nbgrader.preprocessors import (ClearHiddenTests, Execute, NbGraderPreprocessor,
+                                    OverwriteCells)
+from traitlets import Bool, Dict, Float, Integer
 
+from autograder.engine.sandbox import Limits
 from autograder.frontends.nbgrader.kernel import JailedKernelManager
 
 from autograder import lessons
@@ -95,11 +105,11 @@ class RestoreCells(OverwriteCells):
         repeats (a copied test cell): with it, nbgrader 0.9.6 fails the whole submission with
         `KeyError: 'grade_id'`. The cells stay, as ordinary cells; real test cells are then
         restored or put back as usual."""
-        from autograder.engine.submission import MAX_CELLS
+        from autograder.engine.submission import MAX_CELLS, SubmissionError
 
         if len(nb.cells) > MAX_CELLS:  # nbgrader would run every one of them, for minutes
-            raise ValueError(f"the notebook has {len(nb.cells)} cells, more than the "
-                             f"{MAX_CELLS} a notebook may have: it is not run")
+            raise SubmissionError(f"the notebook has {len(nb.cells)} cells, more than the "
+                                  f"{MAX_CELLS} a notebook may have: it is not run")
         nbgrader = resources["nbgrader"]
         with Gradebook(nbgrader["db_url"]) as gradebook:
             source = gradebook.find_notebook(nbgrader["notebook"], nbgrader["assignment"])
@@ -118,6 +128,27 @@ class RestoreCells(OverwriteCells):
                 continue
             seen.add(grade_id)
         return super().preprocess(nb, resources)
+
+    def report_change(self, name, attr, old, new):
+        """nbgrader's warning, except for the one change every student makes: the released test
+        cell lacks its hidden tests, so its checksum differs from the source's ("Attribute
+        'checksum' for cell check_hidden has changed!" for the whole class, a known nbgrader
+        false positive). The cell is restored from the source either way."""
+        if attr == "checksum" and self._as_released(name, self._cell.source):
+            self.log.debug("Cell %s is as released (its hidden tests removed): restored", name)
+            return
+        super().report_change(name, attr, old, new)
+
+    def _as_released(self, grade_id, theirs: str) -> bool:
+        """Whether `theirs` is the source of cell `grade_id` minus its hidden tests."""
+        source = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
+        released = nbformat.v4.new_code_cell(source.source)
+        removed = ClearHiddenTests()._remove_hidden_test_region(released)
+        return removed and theirs.strip() == released.source.strip()
+
+    def preprocess_cell(self, cell, resources, index):
+        self._cell = cell  # the cell report_change is about
+        return super().preprocess_cell(cell, resources, index)
 
     def add_missing_grade_cells(self, nb, resources):
         source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
@@ -186,15 +217,40 @@ class ExecuteWithGrader(Execute):
     grades, whatever the kernel does to files. The kernel's figures go to its own /tmp.
     """
 
+    # nbgrader raises when a cell's output is still arriving 4 s (iopub_timeout) after the
+    # kernel said the cell was done: a cell that prints 300 MB failed the whole notebook, which
+    # the gradebook then held as 0 points, or not, depending on how fast nbgrader read it. What
+    # a cell prints never changes a grade here (GradeTestCells grades the file), so the rest
+    # of a late output is dropped instead, with nbclient's warning in the log.
+    raise_on_iopub_timeout = Bool(False, help="Fail the notebook when a cell's output is still "
+                                              "arriving iopub_timeout s after it ended").tag(
+        config=True)
+    max_output_bytes = Integer(1 << 20, help="Output kept per cell; the rest is left out, with "
+                                             "a line that says so").tag(config=True)
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", JailedKernelManager)  # nbgrader's sets its own
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources, km=None):
         resources[GRADED] = nbformat.writes(nb)
+        self._output_bytes = {}  # cell index -> bytes of output it sent
         runs = os.path.join(os.path.dirname(notebook_path(resources)), "runs")
         with utils.setenv(MNIST_RUN_DIR=runs):  # without a jail (allow_unjailed)
             return super().preprocess(nb, resources, km=km)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's, until the cell has sent `max_output_bytes`: nbgrader's memory and the
+        autograded notebook stay small however much a cell prints."""
+        before = self._output_bytes.get(cell_index, 0)
+        after = self._output_bytes[cell_index] = before + output_bytes(msg["content"])
+        if after <= self.max_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        if before <= self.max_output_bytes:  # the first output left out: say so, once
+            outs.append(nbformat.v4.new_output("stream", name="stdout", text=(
+                f"\n[the autograder left out the rest of this cell's output: over "
+                f"{self.max_output_bytes >> 20} MB]\n")))
+        return None
 
     def preprocess_cell(self, cell, resources, index):
         if check_group(cell) is None:
@@ -206,6 +262,12 @@ class ExecuteWithGrader(Execute):
         cell.execution_count = rest.execution_count
         cell.outputs = []  # GradeTestCells writes them
         return cell, resources
+
+
+def output_bytes(content: dict) -> int:
+    """About how many bytes an output message carries (its text, or each of its data)."""
+    data = content.get("data") if isinstance(content.get("data"), dict) else {}
+    return len(str(content.get("text", ""))) + sum(len(str(value)) for value in data.values())
 
 
 def assignment_lesson(resources) -> str | None:
@@ -228,6 +290,12 @@ class GradeTestCells(NbGraderPreprocessor):
 
     allow_unjailed = Bool(False, help="Grade where no jail can start (trusted submissions "
                                       "only)").tag(config=True)
+    time_limit = Float(Limits.time_s, help="Seconds per probe, as `python -m autograder grade "
+                                           "--time-limit`").tag(config=True)
+    memory_limit = Integer(Limits.memory_mb, help="MB of memory for the student's jail, as "
+                                                  "--memory-limit").tag(config=True)
+    budget = Float(Limits.budget_s, help="Seconds for one submission, as --budget").tag(
+        config=True)
 
     def preprocess(self, nb, resources):
         cells = [(cell, check_group(cell)) for cell in nb.cells]
@@ -239,8 +307,12 @@ class GradeTestCells(NbGraderPreprocessor):
 
         jail.require(untrusted_ok=self.allow_unjailed)
         path = notebook_path(resources)
+        limits = Limits(time_s=self.time_limit, memory_mb=self.memory_limit, budget_s=self.budget)
+        # Raises, as the CLI: a notebook the grader cannot grade (SubmissionError, UsageError)
+        # or a grader that failed (GraderUnavailable: "not graded: ...") fails this student's
+        # autograde, which writes no score; never a 0 in its test cells.
         with graded_copy(resources, path) as copy_path:  # as the lesson the notebook declares,
-            report = grade(copy_path, assignment_lesson(resources))  # which must be this one
+            report = grade(copy_path, assignment_lesson(resources), limits=limits)
         self.log.info("Autograder: %g/%g points for %s (%.1f s)", report.score, report.max_score,
                       path, report.seconds)
         by_id = {result.check.id: result for result in report.results}
@@ -260,3 +332,53 @@ class GradeTestCells(NbGraderPreprocessor):
                                        execution_count=cell.execution_count),
             ]
         return nb, resources
+
+
+# What the student may format in their own Markdown cells: text, lists, code, tables, links.
+# No attribute but a link's address (no style, class or id: nothing positioned over the score,
+# nothing that borrows the page's own look), no image, no script.
+MARKDOWN_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4",
+                 "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "strong", "table", "tbody",
+                 "td", "th", "thead", "tr", "ul"]
+SAFE_OUTPUTS = ("text/plain", "image/png", "image/jpeg")  # shown as text, or as a data: image
+
+
+class SanitizeOutputs(NbGraderPreprocessor):
+    """What the student's notebook wrote is shown, never run: a code cell's outputs keep only
+    plain text and PNG/JPEG images (HTML, JavaScript, SVG, Markdown outputs become their plain
+    text), and a Markdown cell that is not the instructor's (not locked) is rendered here with
+    MARKDOWN_TAGS only. nbgrader's feedback page and formgrader render what is left."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            cell.outputs = [plain_output(output) for output in cell.outputs]
+        elif cell.cell_type in ("markdown", "raw") and not utils.is_locked(cell):
+            cell.source = safe_markdown(cell.source)
+            cell.pop("attachments", None)
+        return cell, resources
+
+
+def plain_output(output):
+    """`output` with only SAFE_OUTPUTS; rich output with none of them becomes its text."""
+    if output.get("output_type") not in ("display_data", "execute_result"):
+        return output  # stream and error outputs are shown as escaped text
+    data = output.get("data", {})
+    kept = {key: value for key, value in data.items() if key in SAFE_OUTPUTS}
+    if "text/plain" not in kept:
+        text = " ".join(bleach.clean(str(value), tags=[], strip=True).split()
+                        for value in data.values() if isinstance(value, str))
+        kept["text/plain"] = text or "[output not shown]"
+    output["data"] = kept
+    output["metadata"] = {}
+    return output
+
+
+def safe_markdown(source: str) -> str:
+    """The student's Markdown as HTML with MARKDOWN_TAGS only, links to http(s) and mailto only
+    (markdown passes the HTML through unchanged when the page renders it)."""
+    from nbconvert.filters.markdown import markdown2html
+
+    cleaned = bleach.clean(markdown2html(source), tags=MARKDOWN_TAGS,
+                           attributes={"a": ["href"], "abbr": ["title"]},
+                           protocols=["http", "https", "mailto"], strip=True)
+    return f"<div>\n{cleaned}\n</div>"
