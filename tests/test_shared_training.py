@@ -220,3 +220,55 @@ def test_an_interrupted_fit_returns_the_epochs_it_finished(mnist, capsys, fit):
     assert isinstance(history, History) and len(history) == 1
     assert set(history.keys()) == set(History.KEYS)
     assert "interrupted: fit returns the epochs it finished (1 of 3)" in capsys.readouterr().out
+
+
+KERNEL_SETUP = '''
+import time
+import torch
+from torch import nn
+from shared.training import fit
+
+class Slow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(0.3)
+        return self.body(x)
+
+torch.manual_seed(0)
+x, y = torch.randn(500, 28, 28), torch.randint(0, 10, (500,))
+'''
+
+
+def test_the_stop_button_of_a_real_kernel_keeps_the_history():
+    """Issue 19: ■ during training raised KeyboardInterrupt out of fit, `history` was never
+    assigned, and the next cells failed with NameError. In a real kernel, interrupted during
+    its second epoch, fit returns the first."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(SOLUTION.parents[1]))
+    try:
+        assert kc.execute_interactive(KERNEL_SETUP, timeout=120)["content"]["status"] == "ok"
+        training = kc.execute("history = fit(Slow(), x, y, x, y, epochs=3, batch_size=100)")
+        seen, deadline = "", time.monotonic() + 120
+        # 5 batches of 0.3 s an epoch: stop in the second (a bar per batch, or per epoch)
+        while not re.search(r"epoch 2/3|\| 1/3 \[", seen):
+            assert time.monotonic() < deadline, seen
+            message = kc.get_iopub_msg(timeout=60)
+            if message["parent_header"].get("msg_id") == training and \
+                    message["msg_type"] == "stream":
+                seen += message["content"]["text"]
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        assert reply["parent_header"]["msg_id"] == training
+        assert reply["content"]["status"] == "ok"  # no KeyboardInterrupt out of the cell
+        printed = []
+        kc.execute_interactive("print(len(history), history.keys())", timeout=60,
+                               output_hook=lambda m: printed.append(m["content"].get("text", "")))
+        assert "1 ('loss', 'accuracy', 'val_loss', 'val_accuracy')" in "".join(printed)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
