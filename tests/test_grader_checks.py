@@ -202,9 +202,9 @@ def hidden_data(test: float, train: float, changed: int = 4, agree: bool = True)
     (hidden_data(0.92, 0.93), False, "is below 94%"),
     (hidden_data(0.999, 0.92), False, "training images"),
     (hidden_data(0.99, 0.99, changed=0), False, "did not change"),
-    (hidden_data(0.99, 0.99, agree=False), False, "other outputs once exported"),
+    (hidden_data(0.99, 0.99, agree=False), False, "other outputs"),
     ({"parameters": 4, "changed": 4, "export_error": "TypeError: x"}, False,
-     "could not be exported"),
+     "TypeError: x"),
     ({"parameters": 4, "changed": 4, "evaluation": {
         "ok": False, "seconds": 1.0,
         "error": {"type": "GraphRejected", "message": "uses aten::x"}}},
