@@ -43,18 +43,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def solution_cell(marker: str) -> str:
+def solution_cell(marker: str, lesson: str = LESSON) -> str:
     """The reference answer for the lesson cell holding `marker` (e.g. "TODO (gap 1)"): the
     solution's cell with its nbgrader markers removed."""
-    cell = next(c for c in course.read_solution(LESSON).cells if marker in c.source)
-    return "\n".join(line for line in cell.source.split("\n")
-                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    cell = next(c for c in course.read_solution(lesson).cells if marker in c.source)
+    return unmarked(cell.source)
+
+
+def unmarked(source: str) -> str:
+    """A solution cell without its nbgrader markers (### BEGIN/END SOLUTION, HIDDEN TESTS)."""
+    return "\n".join(line for line in source.split("\n")
+                     if not line.strip().startswith(("### BEGIN ", "### END ")))
+
+
+def filled_copy(lesson: str, parameters: dict | None = None):
+    """A student's copy of `lesson` with every gap filled as the solution fills it, and the
+    parameters cell set to `parameters` (e.g. {"EPOCHS": 1}) if given: the solution notebook
+    itself, so that it holds whatever gaps the solution has."""
+    from autograder import lessons
+    from autograder.frontends.nbgrader.preprocessors import set_parameters
+
+    nb = course.read_solution(lesson)
+    for cell in nb.cells:
+        cell.source = unmarked(cell.source)
+        if parameters and "parameters" in cell.metadata.get("tags", []):
+            cell.source = set_parameters(cell.source, parameters)
+    nb.metadata[lessons.METADATA_KEY] = {"lesson": lesson}
+    return course.student_copy(nb)
 
 
 class LabServer:
-    """`make student`'s JupyterLab, on 127.0.0.1 with a random port and token, rooted in `work`."""
+    """`make student`'s JupyterLab, on 127.0.0.1 with a random port and token, rooted in `work`.
+    Figures go to `run_dir` ($MNIST_RUN_DIR), or with None where a student's go: work/runs/."""
 
-    def __init__(self, work: Path, run_dir: Path, log: Path):
+    def __init__(self, work: Path, run_dir: Path | None, log: Path):
         self.work, self.run_dir, self.log = work, run_dir, log
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.process = None
@@ -68,7 +90,9 @@ class LabServer:
         extra = ["--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                  "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
                  f"--LabApp.workspaces_dir={workspaces}"]
-        env = student.lab_env({**os.environ, "MNIST_RUN_DIR": str(self.run_dir)})
+        env = {key: value for key, value in os.environ.items() if key != "MNIST_RUN_DIR"}
+        env = student.lab_env({**env, **({"MNIST_RUN_DIR": str(self.run_dir)}
+                                         if self.run_dir else {})})
         self.process = subprocess.Popen(student.lab_command(self.work, extra), env=env,
                                         stdout=self.log.open("w"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -134,21 +158,43 @@ class Notebook:
 
     def run(self, cell, step: str | None = None, timeout_s: float = 300) -> None:
         """Shift+Enter in the cell; return when its prompt shows a new execution count."""
+        start = time.perf_counter()
+        before = self.start(cell)
+        while not self.finished(cell, before):
+            if time.perf_counter() > start + timeout_s:
+                raise TimeoutError(f"the cell still runs after {timeout_s} s ({before!r})")
+            time.sleep(0.05)
+        if step:
+            self.timings[step] = time.perf_counter() - start
+
+    def start(self, cell) -> str:
+        """Shift+Enter in the cell, without waiting; its prompt before (for `finished`)."""
         before = self.prompt(cell)
         self.show(cell)
         cell.locator(".jp-InputPrompt").click()
-        start = time.perf_counter()
         self.page.keyboard.press("Shift+Enter")
-        deadline = start + timeout_s
-        while time.perf_counter() < deadline:
-            now = self.prompt(cell)
-            if PROMPT.search(now) and now != before:
-                break
-            time.sleep(0.05)
-        else:
-            raise TimeoutError(f"the cell still runs after {timeout_s} s ({before!r})")
-        if step:
-            self.timings[step] = time.perf_counter() - start
+        return before
+
+    def finished(self, cell, before: str) -> bool:
+        """Whether the cell's prompt shows an execution count other than `before`."""
+        now = self.prompt(cell)
+        return bool(PROMPT.search(now)) and now != before
+
+    def run_all_above(self, cell, timeout_s: float = 300) -> None:
+        """Select the cell, Run ▸ Run All Above Selected Cell; return when the code cell just
+        above it shows a new execution count (cells run in order; a failing one stops the
+        run: TimeoutError). Only cells near the window are in the page, so only that one is
+        watched."""
+        above = cell.locator("xpath=preceding-sibling::div[contains(@class, 'jp-CodeCell')][1]")
+        before = self.prompt(above)
+        self.show(cell)
+        cell.locator(".jp-InputPrompt").click()
+        self.menu("Run", "Run All Above Selected Cell")
+        deadline = time.monotonic() + timeout_s
+        while not self.finished(above, before):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cells above still run after {timeout_s} s")
+            time.sleep(0.2)
 
     def output_text(self, cell) -> str:
         """What the cell's output area says (the DOM's text: an off-screen cell has no layout)."""
