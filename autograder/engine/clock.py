@@ -113,9 +113,10 @@ class Step:
     "Budget" when the submission's budget is what runs out); past `backstop` wall seconds with
     its own time under the limit, the machine starved it ("Starved")."""
 
-    def __init__(self, clock: Clock, limit: float, over: str = "Timeout", what: str = ""):
+    def __init__(self, clock: Clock, limit: float, over: str = "Timeout", what: str = "",
+                 wall_factor: float = WALL_FACTOR, wall_slack: float = WALL_SLACK):
         self.clock, self.limit, self.over, self.what = clock, max(limit, 0.0), over, what
-        self.backstop = self.limit * WALL_FACTOR + WALL_SLACK
+        self.backstop = self.limit * wall_factor + wall_slack
         self.since = clock.read()
 
     def spent(self) -> tuple[float, float]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.engine import jail as jails
-from autograder.engine.clock import Clock, Step
+from autograder.engine.clock import WALL_FACTOR, WALL_SLACK, Clock, Step
 from autograder.engine import leftovers
 from autograder.engine import zygote as zygotes
 from autograder.engine.lesson import DATA_ENV, resolve
@@ -58,11 +58,15 @@ class GraderUnavailable(SandboxError):
 
 @dataclass
 class Limits:
-    time_s: float = 20.0      # wall-clock seconds per probe (see the lesson's TIME_FACTOR)
+    """A submission's limits. Seconds are the child's own time (see `clock`): what the work
+    would take on a quiet machine, however busy this one is."""
+    time_s: float = 20.0      # per probe (see the lesson's TIME_FACTOR)
     memory_mb: int = 4096     # the jail's memory: its processes, shared memory, /tmp, page cache
-    startup_s: float = 90.0   # importing torch and defining the submission
-    budget_s: float = 120.0   # one submission, start-ups included; then graded on what finished
+    startup_s: float = 90.0   # importing torch (the grader's CPU), then defining the submission
+    budget_s: float = 120.0   # one submission's loading and probes; then graded on what finished
     require_jail: bool = False  # other people's code: refuse (jail.NoJail) where no jail runs
+    wall_factor: float = WALL_FACTOR  # a step past this × its limit, wall-clock, + wall_slack
+    wall_slack: float = WALL_SLACK    # seconds, was starved by the machine: graded again
 
 
 class Tail:
@@ -199,7 +203,7 @@ class Sandbox:
         """Wait for the child's "started" frame. Only the grader's code runs until then, so its
         CPU (not the wall clock, which load stretches) is what `startup_s` bounds; the worker
         found then is the process whose run-queue delay the clock subtracts."""
-        step = Step(self.clock, self.limits.startup_s, what="starting the sandbox")
+        step = self._step(self.limits.startup_s, "starting the sandbox", charged=False)
         reply = self._receive(step)
         if "error" not in reply and reply["value"] != {"kind": "started"}:
             reply = {"error": {"type": "Malformed", "message": "unexpected start-up frame"}}
@@ -213,12 +217,13 @@ class Sandbox:
         raise SandboxError(f"the grader's sandbox could not start ({reply['error']}), "
                            f"before any student code ran: {self.tails[1].text()[-1500:]}")
 
-    def _step(self, limit: float, what: str) -> Step:
-        """A wait of at most `limit` own seconds, or what the submission's budget leaves."""
+    def _step(self, limit: float, what: str, charged: bool = True) -> Step:
+        """A wait of at most `limit` own seconds, or what the submission's budget leaves (a
+        `charged` step: the submission's loading and probes, not the grader's start-up)."""
         left = self.limits.budget_s - self.used
-        if left < limit:
-            return Step(self.clock, left, "Budget", what)
-        return Step(self.clock, limit, "Timeout", what)
+        over = "Budget" if charged and left < limit else "Timeout"
+        return Step(self.clock, min(limit, left) if charged else limit, over, what,
+                    self.limits.wall_factor, self.limits.wall_slack)
 
     def _charge(self, step: Step) -> None:
         self.used += step.spent()[0]
