@@ -109,10 +109,9 @@ def check(name: str, submission=None, lesson: str | None = None) -> Points:
     return Points(sum(r.score for r in results))
 
 
-def show(card: Card) -> None:
+def show(card: Card | Notice) -> None:
     """HTML in Jupyter (IPython's display picks the richest format), plain text elsewhere."""
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    if shell:
+    if _shell():
         from IPython.display import display
         display(card)
     else:
@@ -205,6 +204,7 @@ def failed_definition(name: str) -> str | None:
 
 
 def _shell():
+    """The IPython shell running this code (a notebook's kernel), or None."""
     ipython = sys.modules.get("IPython")
     return ipython.get_ipython() if ipython else None
 
