@@ -81,10 +81,12 @@ def fake_wheel(folder: Path, version: str) -> Path:
     """A wheel whose metadata says torch `version`: all pip reads for --plan."""
     path = folder / f"torch-{version}-py3-none-any.whl"
     info = f"torch-{version}.dist-info"
+    files = {"METADATA": f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n",
+             "WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+             "RECORD": ""}
     with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        wheel.writestr(f"{info}/RECORD", "")
+        for name, text in files.items():
+            wheel.writestr(f"{info}/{name}", text)
     return path
 
 

@@ -115,8 +115,11 @@ def from_find_links(requirement: str) -> tuple[str, str]:
     return would_install(requirement, ["--no-index"])
 
 
-CPU_SOURCES = ((f"PyTorch's CPU index ({CPU_INDEX})", from_cpu_index, ["--extra-index-url", CPU_INDEX]),
-               ("pip's configured find-links", from_find_links, []))
+# (name, finder, what `pip install` then needs besides pip's configuration)
+CPU_SOURCES = (
+    (f"PyTorch's CPU index ({CPU_INDEX})", from_cpu_index, ["--extra-index-url", CPU_INDEX]),
+    ("pip's configured find-links", from_find_links, []),
+)
 
 
 def cpu_torch(requirement: str) -> tuple[str, list[str]] | None:
@@ -170,11 +173,13 @@ def pip_install(what: str, args: list[str], log: Path) -> None:
 
 
 def size_gb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e9
+    files = (p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(p.stat().st_size for p in files) / 1e9
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/setup_venv.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="tools/setup_venv.py",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--extras", default="", help="the project's extras, e.g. test")
     parser.add_argument("--log", type=Path, default=Path(sys.prefix) / "pip.log")
     parser.add_argument("--plan", action="store_true",
