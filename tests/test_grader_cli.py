@@ -298,8 +298,8 @@ def test_a_submission_the_grader_failed_is_not_graded_never_a_zero_and_never_kep
 
 def interrupt_when(command, ready, timeout=600):
     """Run the CLI in a session of its own, with Ctrl-C's disposition (a shell's background
-    job ignores SIGINT); once `ready()`, send SIGINT to the whole group, as a terminal's Ctrl-C
-    does. Returns (returncode, stdout, stderr, seconds from Ctrl-C to exit)."""
+    job ignores SIGINT); once `ready(process)`, send SIGINT to the whole group, as a terminal's
+    Ctrl-C does. Returns (returncode, stdout, stderr, seconds from Ctrl-C to exit)."""
     import signal
     import time
 
@@ -308,7 +308,7 @@ def interrupt_when(command, ready, timeout=600):
                                text=True, start_new_session=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
-    while not ready() and process.poll() is None and time.monotonic() < deadline:
+    while not ready(process) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     interrupted_at = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
@@ -328,7 +328,7 @@ def test_ctrl_c_says_what_was_kept_and_the_next_run_uses_it(tmp_path):
     cache = Path(f"{out}.cache.jsonl")
     returncode, stdout, stderr, _ = interrupt_when(
         ["batch", class_dir, "--out", out],
-        lambda: cache.exists() and cache.read_text().count("\n") >= 1)
+        lambda _: cache.exists() and cache.read_text().count("\n") >= 1)
     assert returncode == 130, stdout + stderr
     assert "Traceback" not in stderr and not out.exists()  # no CSV of half a class
     assert "interrupted: 1 graded result kept" in stderr and "grade the other 2" in stderr

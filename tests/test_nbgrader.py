@@ -258,16 +258,21 @@ def make_class(release, annotated, root):
     return students
 
 
+def released_course(root, lesson=LESSON):
+    """A course of `lesson` alone, built and released: (its annotated notebook, the release)."""
+    from autograder.authoring.course import annotated_notebook
+
+    annotated = annotated_notebook(lesson)
+    nbcourse.build(root, {lesson: annotated})
+    nbcourse.nbgrader("generate_assignment", lesson, course_dir=root, timeout=300)
+    return annotated, nbformat.read(root / "release" / lesson / f"{lesson}.ipynb", as_version=4)
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """Build, release, collect, autograde, feedback, export; then the CLI on the same files."""
-    from autograder.authoring.course import annotated_notebook
-
     root = tmp_path_factory.mktemp("course")
-    annotated = annotated_notebook(LESSON)
-    nbcourse.build(root, {LESSON: annotated})
-    nbcourse.nbgrader("generate_assignment", LESSON, course_dir=root, timeout=120)
-    release = nbformat.read(root / "release" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    annotated, release = released_course(root)
 
     # the class hands in through an LMS: one zip of files named the Canvas way
     students = make_class(release, annotated, root)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_nbgrader import filled, nbgrader_grades
+from test_grader_cli import interrupt_when
+from test_nbgrader import filled, nbgrader_grades, released_course
 
 from autograder.authoring.course import annotated_notebook
 from autograder.frontends.nbgrader import course as nbcourse
@@ -83,10 +84,7 @@ def auto_scores(root, student):
 @pytest.fixture(scope="module")
 def rounds(tmp_path_factory):
     root = tmp_path_factory.mktemp("instructor")
-    annotated = annotated_notebook(LESSON)
-    nbcourse.build(root, {LESSON: annotated})
-    nbcourse.nbgrader("generate_assignment", LESSON, course_dir=root, timeout=300)
-    release = nbformat.read(root / "release" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    annotated, release = released_course(root)
     reference = filled(release, annotated)
     forger = filled(release, annotated)
     forger.cells[4:4] = [nbformat.v4.new_code_cell(FLOOD), nbformat.v4.new_code_cell(FORGED_OUTPUT),
@@ -113,6 +111,15 @@ def rounds(tmp_path_factory):
     nbformat.write(reference, ada)
     with open(root / "nbgrader_config.py", "a") as f:  # the grader's sandbox cannot start
         f.write("\nc.GradeTestCells.memory_limit = 50\n")
+    seen = []  # Ctrl-C while ada's nbgrader autograde runs: it is stopped, nothing is kept
+
+    def autograding(process):
+        seen[:] = autograde_processes(process.pid)
+        return bool(seen)
+
+    shots["interrupted"] = interrupt_when(
+        ["course", "grade", "--assignment", LESSON, "--course-dir", root], autograding)
+    shots["left running"] = [pid for pid in seen if alive(pid)]
     started = time.time()
     shots[2] = snapshot(root, "r2", course_grade(root, "--report", root / "r2.html"))
     shots[2]["cache"] = [json.loads(line) for line in open(root / "autograde-cache.jsonl")]
@@ -121,6 +128,30 @@ def rounds(tmp_path_factory):
     ada.write_text(nbformat.writes(reference)[:5000])  # cut short: not JSON any more
     shots[3] = snapshot(root, "r3", course_grade(root, "--report", root / "r3.html"))
     return shots
+
+
+def alive(pid: int) -> bool:
+    """Running, or stopped, but not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def autograde_processes(root_pid: int) -> list[int]:
+    """The `nbgrader autograde` processes below `root_pid`."""
+    parents, commands = {}, {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    below = {root_pid}
+    for _ in range(6):  # course grade -> nbgrader (a thread's child) -> its kernel ...
+        below |= {pid for pid, parent in parents.items() if parent in below}
+    return [pid for pid in below - {root_pid} if b"nbgrader\0autograde" in commands.get(pid, b"")]
 
 
 class Text(HTMLParser):
@@ -246,6 +277,13 @@ def test_the_class_report_counts_the_rejected_apart(rounds):
 
 
 # --- round 2: the grader fails on a regrade ------------------------------------------------
+
+
+def test_ctrl_c_stops_nbgrader_and_says_what_was_kept(rounds):
+    returncode, out, err, seconds = rounds["interrupted"]
+    assert returncode == 130, out + err
+    assert "interrupted: 0 graded results kept" in err and "Traceback" not in err, err
+    assert rounds["left running"] == []  # ada's nbgrader, stopped with the run
 
 
 def test_a_regrade_the_grader_failed_is_not_graded_and_loses_its_old_score(rounds):

@@ -128,6 +128,7 @@ def failure(error: BaseException) -> tuple[str, str]:
     UsageError (another lesson's notebook) is the file's; anything else is the grader's, whose
     message starts with "not graded: " and says so."""
     from autograder.engine.checks import UsageError
+    from autograder.engine.jail import NoJail
     from autograder.engine.sandbox import SandboxError
     from autograder.engine.submission import SubmissionError
 
@@ -136,6 +137,8 @@ def failure(error: BaseException) -> tuple[str, str]:
         return REJECTED, f"could not grade: {text}"
     if text.startswith("not graded: "):  # GraderUnavailable says it already
         return NOT_GRADED, text
+    if isinstance(error, NoJail):  # this machine's set-up: the message says what to do
+        return NOT_GRADED, f"not graded: {text}"
     if isinstance(error, SandboxError):
         return NOT_GRADED, f"not graded: the grader failed ({text}); it is graded again next run"
     return NOT_GRADED, (f"not graded: the grader failed ({type(error).__name__}: {text}); "

@@ -152,6 +152,7 @@ def _nbgrader(course_dir: Path, *args) -> tuple[int, str]:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        process.wait()  # reaped here, also when Ctrl-C stopped it
     return process.returncode, out.decode(errors="replace")
 
 
@@ -205,15 +206,18 @@ def failure_of(log: str) -> tuple[str, str]:
     """(status, message) of a student whose nbgrader autograde failed, from its log: the
     grader's own line when there is one (the file's fault, or the grader's: report.failure's
     words), a notebook nbgrader could not read, else nbgrader's failure, never the student's."""
+    from autograder.engine import jail, sandbox, submission
+    from autograder.engine.checks import UsageError
+
+    kinds = {"UsageError": UsageError, "SubmissionError": submission.SubmissionError,
+             "GraderUnavailable": sandbox.GraderUnavailable, "NoJail": jail.NoJail,
+             "SandboxError": sandbox.SandboxError}
     lines = [line.strip() for line in log.splitlines()]
     for line in reversed(lines):
         found = GRADER_ERROR.search(line)
-        if found:
+        if found:  # as if GradeTestCells' exception had reached us
             kind, said = found.groups()
-            if kind in ("UsageError", "SubmissionError"):
-                return report.REJECTED, f"could not grade: {said}"
-            return report.NOT_GRADED, (said if said.startswith("not graded: ") else
-                                       f"not graded: the grader failed ({kind}: {said})")
+            return report.failure(kinds[kind](said))
     for line in reversed(lines):
         found = UNREADABLE.search(line)
         if found:
