@@ -11,6 +11,7 @@ never show an ungraded student as a zero or a score they no longer have.
 """
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -328,3 +329,35 @@ def test_a_damaged_notebook_is_rejected_and_its_page_says_how_to_mend_it(rounds)
     assert row["status"] == "rejected" and row["score"] == ""
     text = str(Text(rounds[3]["pages"][ADA]))
     assert "could not be graded" in text and "it is damaged" in text
+
+
+# --- another LMS -----------------------------------------------------------------------------
+
+
+def test_another_lms_names_are_kept_from_its_own_regular_expression(tmp_path, monkeypatch):
+    """Moodle's folders, with the instructor's named_regexp: the names it reads reach the
+    gradebook (nbgrader's zip_collect reads them and drops them)."""
+    from types import SimpleNamespace
+
+    from nbgrader.api import Gradebook
+    from traitlets.config import Config, Configurable
+
+    from autograder.frontends.nbgrader.lms import CanvasCollector
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # alembic
+    config = Config()
+    config.FileNameCollectorPlugin.named_regexp = (
+        r".*/(?P<first_name>\w+) (?P<last_name>\w+)_(?P<student_id>\d+)_assignsubmission_file_/"
+        r"(?P<file_id>[^/]+)\.ipynb$")
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+
+    class ZipCollect(Configurable):  # what the collector reads of nbgrader's ZipCollectApp
+        coursedir = SimpleNamespace(db_url=db, course_id="mnist", root=str(tmp_path),
+                                    assignment_id=LESSON)
+
+    collector = CanvasCollector(parent=ZipCollect(config=config))
+    info = collector.collect(f"{tmp_path}/x/Ada Lovelace_4242_assignsubmission_file_/{LESSON}.ipynb")
+    assert (info["student_id"], info["file_id"]) == ("4242", LESSON)
+    with Gradebook(db) as gradebook:
+        student = gradebook.find_student("4242")
+        assert (student.first_name, student.last_name) == ("Ada", "Lovelace")

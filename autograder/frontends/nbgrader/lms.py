@@ -36,7 +36,8 @@ class CanvasCollector(FileNameCollectorPlugin):
     """nbgrader's collector, with Canvas' file names by default: the student id is the Canvas
     user id; the sortable name becomes the student's last_name (and lms_user_id the id) in the
     gradebook, and LATE is kept in DIR/lms-submissions.json. With another `named_regexp` (say
-    Moodle's), only the groups it has are kept."""
+    Moodle's), the groups it has are kept: first_name, last_name, email (in the gradebook) and
+    late."""
 
     @default("named_regexp")
     def _canvas_names(self):
@@ -52,10 +53,15 @@ class CanvasCollector(FileNameCollectorPlugin):
         from nbgrader.api import Gradebook
 
         coursedir = self.parent.coursedir
-        if info.get("name"):
+        # the name groups nbgrader documents (and its zip_collect drops), Canvas' sortable name
+        fields = {"last_name": info.get("last_name") or info.get("name"),
+                  "first_name": info.get("first_name"), "email": info.get("email")}
+        fields = {key: value for key, value in fields.items() if value}
+        if info.get("submission_id"):  # Canvas: the student id is its user id
+            fields["lms_user_id"] = info["student_id"]
+        if fields:
             with Gradebook(coursedir.db_url, coursedir.course_id) as gradebook:
-                gradebook.update_or_create_student(info["student_id"], last_name=info["name"],
-                                                   lms_user_id=info["student_id"])
+                gradebook.update_or_create_student(info["student_id"], **fields)
         path = Path(coursedir.root) / RECORD
         record = lms_record(coursedir.root)
         record.setdefault(coursedir.assignment_id, {})[info["student_id"]] = {
