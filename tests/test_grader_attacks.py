@@ -257,11 +257,17 @@ def test_the_grader_cannot_be_signalled_or_blocked(tmp_path, jail_uids):
     limits = Limits(time_s=3, startup_s=30, budget_s=25)
     report = grade(path, only="accuracy", limits=limits)
     assert report.score == 0
-    assert report.seconds < limits.budget_s + 20  # bounded by the budget, not by the attacker
+    assert own_seconds(report) < limits.budget_s + 2  # bounded by the budget, not the attacker
     assert jail_uids and jail_processes(jail_uids) == []
 
 
-def test_one_wall_clock_budget_per_submission(tmp_path):
+def own_seconds(report) -> float:
+    """The children's own time the probes took (engine/clock.py): what the budget bounds,
+    however busy the machine; the student's jail and the clean child each have the budget."""
+    return sum(seconds for probe, seconds in report.probe_seconds.items() if probe != "startup")
+
+
+def test_one_budget_per_submission(tmp_path):
     """Staying inside every probe's limit took 444 s for one grading (start-up paid again
     after each timeout). Now the submission's budget ends it, and says so."""
     path = write(tmp_path, "slow.py", TEMPLATE + textwrap.dedent("""
@@ -274,7 +280,7 @@ def test_one_wall_clock_budget_per_submission(tmp_path):
     """))
     limits = Limits(time_s=6, budget_s=8)  # a fork server restarts a child in ~0.1 s: what
     report = grade(path, limits=limits)     # the timeout leaves is too short for the rest
-    assert report.seconds < limits.budget_s + 25
+    assert own_seconds(report) < 2 * limits.budget_s + 2
     assert any("used up" in r.message for r in report.results), scorecard(report)
 
 

@@ -22,6 +22,7 @@ import os
 import resource
 import signal
 import sys
+import types
 
 STATEMENT_SECONDS = 10  # defining one top-level statement (a class, an import) may take this
 EXTRA_PROCESSES = 256   # processes and threads the student may add (not enforced for root)
@@ -70,8 +71,17 @@ def _user_tasks() -> int:
 
 
 def define(plan: dict, describe) -> tuple[dict, dict]:
-    """Run each kept statement in a fresh namespace; errors are recorded per defined name."""
-    ns = {"__name__": "__main__", "__builtins__": builtins}
+    """Run each kept statement in a fresh namespace; errors are recorded per defined name.
+
+    The namespace is a module that this child registers as `__main__`, as Jupyter and `python
+    file.py` do: torch.export (dynamo, torch 2.13) guards a global of `forward` through the
+    module its globals name (`__name__`, so sys.modules['__main__']); with a plain dict, every
+    model was "not exportable" (AttributeError: module '__main__' has no attribute 'torch')."""
+    program = types.ModuleType("__main__")
+    program.__builtins__ = builtins
+    define.replaced = sys.modules.get("__main__")  # kept alive: its functions still run
+    sys.modules["__main__"] = program
+    ns = program.__dict__
     errors = {}
     for statement in plan["statements"]:
         source = "\n" * (statement["lineno"] - 1) + statement["source"]
