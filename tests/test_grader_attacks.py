@@ -7,17 +7,20 @@ other submissions, grades.csv, /tmp, /dev/shm), no process survives, nothing han
 leaks. Where the jail is missing, CI fails these tests instead of skipping them.
 """
 import csv
+import io
 import json
 import os
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
-from autograder.engine import grading, zygote
+from autograder.engine import grading, wire, zygote
 from autograder.engine import jail as jails
 from autograder.lessons.common.datacache import split_files, verify
 from autograder.engine.grading import grade
@@ -390,3 +393,70 @@ def test_without_a_jail_batch_refuses_unless_told_and_reports_say_so(tmp_path):
     assert told.returncode == 0, told.stdout + told.stderr
     feedback = (tmp_path / "grades-feedback" / "alice.txt").read_text()
     assert "isolation: process only" in feedback
+
+
+FORGED_FAILURES = {
+    # the student's own exception named as the machine's failure
+    "an exception named Starved": """
+        class Starved(Exception):
+            pass
+        import autograder.lessons.mnist_dnn.probes as probes
+        def fails(*args, **kwargs):
+            raise Starved("my fit does not work")
+        probes.PROBES["fit"] = fails
+    """,
+    # a probe that returns the clean child's "evaluation" record, marked as the grader's
+    "a forged evaluation": """
+        import autograder.lessons.mnist_dnn.probes as probes
+        probes.PROBES["fit"] = lambda *a, **k: {"evaluation": {"ok": False, "seconds": 0.0,
+            "error": {"type": "Lost", "origin": "grader", "message": "not mine"}}}
+    """,
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGED_FAILURES))
+def test_a_student_cannot_pass_their_failure_off_as_the_graders(tmp_path, forgery):
+    """The grader's failures are never cached and never a zero: a student who could claim one
+    would be "not graded" forever. Only what the sandbox saw itself counts as the grader's."""
+    path = write(tmp_path, "claims.py", attack(FORGED_FAILURES[forgery]))
+    report = grade(path, only="fit")  # graded, not GraderUnavailable
+    assert not by_id(report)["fit_loss_decreases"].passed
+    assert "machine" not in scorecard(report, student=True)
+
+
+def bomb_frame(pickle_mb: int = 16) -> bytes:
+    """A well-formed reply frame (stored, not compressed) whose pickle is `pickle_mb` MB of
+    EMPTY_LIST opcodes: each byte builds a Python list in the process that unpickles it."""
+    saved, rebuilt = io.BytesIO(), io.BytesIO()
+    torch.save([1], saved)
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(rebuilt, "w") as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename.endswith("data.pkl"):
+                data = b"\x80\x02(" + b"]" * (pickle_mb << 20) + b"l."
+            target.writestr(entry.filename, data)
+    frame = rebuilt.getvalue()
+    return wire.HEADER.pack(wire.MAGIC, len(frame)) + frame
+
+
+def test_a_reply_cannot_inflate_in_the_graders_process():
+    """Any child can write any bytes on its reply pipe. 16 MB of pickle opcodes (a quarter of
+    the frame size allowed) grew the grader's own process, which every grading of a batch
+    shares, by 1.6 GB before torch.load refused them (64 MB: 6 GB). The grader now refuses a
+    pickle over wire.MAX_PICKLE before reading it: the probe then fails as "could not read the
+    result" (see test_forged_frames_are_graded_not_crashes)."""
+    frame, before = bomb_frame(), rss_mb()
+    assert len(frame) < wire.MAX_FRAME
+    reader = wire.FrameReader()
+    reader.feed(frame)
+    with pytest.raises(wire.MalformedFrame, match="too large"):
+        reader.pop()
+    assert rss_mb() - before < 200, f"the grader grew by {rss_mb() - before:.0f} MB"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -50,26 +50,25 @@ def test_load_and_a_hostile_classmate_change_no_grade(fork_server_here, tmp_path
 
 def test_a_starved_grading_is_not_graded_not_cached_and_graded_next_run(fork_server_here,
                                                                        tmp_path):
-    """A machine so busy that a step gets under a tenth of its own limit in twice that limit,
-    wall-clock: the grader's failure. The row says "not graded" (no points, not a zero), the
-    student's feedback says it is not their fault, nothing is cached, and the next run, on a
-    quiet machine, grades it."""
+    """A machine so busy that a step gets a small share of a CPU, for longer than twice its own
+    limit, wall-clock: the grader's failure. The jail's CPU quota of 2 % of a core stands in for
+    that machine (load itself starves no step deterministically: the cgroups share the CPU
+    fairly). The row says "not graded" (no points, not a zero), the student's feedback says it
+    is not their fault, nothing is cached, and the next run, with a whole core, grades it."""
     folder = tmp_path / "class"
     folder.mkdir()
     write("reference", folder)
     out = tmp_path / "grades.csv"
-    starving = Limits(time_s=6, budget_s=60, wall_factor=2.0, wall_slack=0.0)
-    with busy(per_core=8):
-        starved = batch.grade_folder(folder, out, lesson=LESSON.id, limits=starving,
-                                     children="fork", workers=1)
+    starving = Limits(time_s=6, budget_s=60, wall_factor=2.0, wall_slack=0.0, cpu_cores=0.02)
+    starved = batch.grade_folder(folder, out, lesson=LESSON.id, limits=starving,
+                                 children="fork", workers=1)
     row = starved[0]["row"]
     assert row["status"] == "not graded", row
     assert "not graded: the grader ran out of time" in row["error"]
     assert "not yours" in starved[0]["feedback"]
     assert _csv(out)[0]["score"] == ""  # blank, not 0
     assert _cached(out) == []
-    again = batch.grade_folder(folder, out, lesson=LESSON.id, limits=starving,
-                               children="fork", workers=1)
+    again = batch.grade_folder(folder, out, lesson=LESSON.id, children="fork", workers=1)
     assert again[0]["row"]["status"] == "graded" and not again[0]["cached"]
     assert again[0]["row"]["score"] == LESSON.max_score
     assert _cached(out) == ["reference"]

@@ -164,14 +164,24 @@ def jailed_pids(tag: str) -> set:
     return found
 
 
-SPIN = "\nclass Spin:\n    while True:\n        pass\n"
+# An endless loop that also clears its own parent-death signal (PR_SET_PDEATHSIG, 0) and
+# leaves a grandchild in a session of its own: neither may outlive the grader.
+SPIN = """
+class Spin:
+    import ctypes, os
+    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)
+    if os.fork() == 0:
+        os.setsid()
+    while True:
+        pass
+"""
 
 
 def test_nothing_survives_a_killed_grader_and_the_next_grader_sweeps_its_leftovers(
         fork_server_here, tmp_path):
     """kill -9 of `batch` while a forked child runs a student's endless loop: the child dies
-    with it (its parent-death signal is set again after it drops to its own uid, which clears
-    it), and the next grader to start removes the dead grader's cgroups and private folders,
+    with it, even one that cleared its own parent-death signal, and its grandchildren (the
+    jail's init keeps its own and takes its PID namespace down with it), and the next grader to start removes the dead grader's cgroups and private folders,
     which hold students' files."""
     import subprocess
     import sys

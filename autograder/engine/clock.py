@@ -4,9 +4,11 @@ A time limit measured on the wall clock depends on the machine: with every core 
 a correct submission was "too slow". A step of a child (loading the student's file, a probe) is
 charged its own time instead, the larger of
 
-    run  the wall time of that step, less the time the child's worker spent waiting for a CPU
-         that other processes held (the kernel's run-queue delay, /proc/PID/schedstat): what the
-         step would have taken on a quiet machine, sleeping and waiting for locks included;
+    run  the wall time of that step, less the time the jail's threads spent waiting for a CPU
+         (the kernel's run-queue delay, /proc/TID/schedstat; the most any one thread of the
+         jail waited, so that work done in a thread or a process of its own is treated as the
+         worker's): what the step would have taken on a quiet machine, sleeping and waiting for
+         locks included;
     cpu  the CPU time every process of the jail used meanwhile (its cgroup, else /proc): a
          student's own extra processes count, even while they keep the worker waiting.
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 
 WALL_FACTOR = 10.0  # a step is the machine's failure past this many times its limit, wall-clock
 WALL_SLACK = 30.0   # ... plus this: short limits are not starved by a moment's load
+CHECK_S = 0.25      # how often a step reads the jail's clock (a few hundred small /proc reads)
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -31,7 +34,7 @@ TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 class Reading:
     wall: float   # time.monotonic()
     cpu: float    # CPU seconds the jail's processes used so far
-    waited: float  # seconds the worker spent waiting for a CPU so far
+    waited: dict  # thread id -> seconds it spent waiting for a CPU so far
 
 
 class Clock:
@@ -40,7 +43,7 @@ class Clock:
     def __init__(self, root: int, cgroup=None):
         self.root, self.cgroup = root, cgroup  # the child's pid, as the grader sees it
         self.worker: int | None = None         # the process that runs the probes
-        self.last = Reading(time.monotonic(), 0.0, 0.0)
+        self.last = Reading(time.monotonic(), 0.0, {})
 
     def attach(self) -> None:
         """Find the worker: the one process at the bottom of the child's tree. Call it when the
@@ -55,32 +58,44 @@ class Clock:
                           default=self.root)
 
     def read(self) -> Reading:
-        """Now; a number that cannot be read (the process has gone) keeps its last value."""
+        """Now; a CPU total that cannot be read (the jail has gone) keeps its last value."""
         cpu = self._cpu()
-        waited = self._waited()
         self.last = Reading(time.monotonic(), self.last.cpu if cpu is None else cpu,
-                            self.last.waited if waited is None else waited)
+                            self._waited())
         return self.last
 
     def own(self, since: Reading) -> tuple[float, float]:
-        """(own seconds, wall seconds) since `since`."""
+        """(own seconds, wall seconds) since `since`. Before the worker is known (the grader's
+        own start-up), only CPU counts."""
         now = self.read()
         wall = now.wall - since.wall
-        run = wall - (now.waited - since.waited) if self.worker else 0.0
+        delays = [waited - since.waited.get(tid, 0.0) for tid, waited in now.waited.items()]
+        run = wall - max(delays, default=0.0) if self.worker else 0.0
         return max(run, now.cpu - since.cpu), wall
 
     def _cpu(self) -> float | None:
         counted = self.cgroup.cpu_seconds() if self.cgroup is not None else None
         return counted if counted is not None else tree_cpu_seconds(self.root)
 
-    def _waited(self) -> float | None:
+    def _waited(self) -> dict:
+        """thread id -> its run-queue delay so far, for every thread of the jail (its cgroup's;
+        without one, the worker's threads). A thread that has ended is simply not there."""
         if self.worker is None:
-            return 0.0
-        try:
-            with open(f"/proc/{self.worker}/schedstat") as f:
-                return int(f.read().split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
-            return None
+            return {}
+        tids = self.cgroup.tasks() if self.cgroup is not None else None
+        if tids is None:
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{self.worker}/task")]
+            except OSError:
+                tids = []
+        waited = {}
+        for tid in tids:
+            try:
+                with open(f"/proc/{tid}/schedstat") as f:
+                    waited[tid] = int(f.read().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+        return waited
 
 
 def _depth(pid: int, root: int, parents: dict) -> int:
@@ -118,6 +133,7 @@ class Step:
         self.clock, self.limit, self.over, self.what = clock, max(limit, 0.0), over, what
         self.backstop = self.limit * wall_factor + wall_slack
         self.since = clock.read()
+        self.asked = self.since.wall  # the clock is read every CHECK_S, not at every poll
 
     def spent(self) -> tuple[float, float]:
         """(own seconds, wall seconds) so far."""
@@ -125,6 +141,9 @@ class Step:
 
     def expired(self) -> dict | None:
         """None while the step may go on; else the error record that ends it."""
+        if time.monotonic() - self.asked < CHECK_S:
+            return None
+        self.asked = time.monotonic()
         own, wall = self.spent()
         if own >= self.limit:
             return {"type": self.over, "limit": self.limit}

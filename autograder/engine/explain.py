@@ -14,7 +14,7 @@ SANDBOX = {
     "Exit": "your code ended the process (exit code {code}) while {what}: do not call "
             "os._exit(), sys.exit() or exit() in graded code",
     "Malformed": "the grader could not read the result of {what}",
-    "Budget": "not graded: your submission used up the {limit:.0f} s the grader gives one "
+    "Budget": "your submission used up the {limit:.0f} s of running time the grader gives one "
               "submission before {what} could finish (earlier steps were too slow)",
 }
 LOADING = "loading your file (imports, classes, functions)"
@@ -35,7 +35,7 @@ class Context:
     def failure(self, error: dict, probe: str) -> str:
         """A whole probe failed: say what the grader was doing and why it stopped."""
         kind = error["type"]
-        if kind in SANDBOX:
+        if kind in SANDBOX and error.get("origin") != "child":  # what the sandbox saw itself
             what = (LOADING if error.get("phase") == "loading" else self.what.get(probe, probe))
             return SANDBOX[kind].format_map(_Blank(error, what=what))
         if error.get("phase") == "loading":

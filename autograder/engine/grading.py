@@ -26,7 +26,7 @@ from autograder.engine.checks import CheckResult, Verdict
 from autograder.engine.explain import Context
 from autograder.engine.lesson import Lesson, resolve
 from autograder.engine.sandbox import (CLEAN_PLAN, GraderUnavailable, Limits, Sandbox,
-                                       SandboxError)
+                                       SandboxError, graders_failure)
 
 
 @dataclass
@@ -113,23 +113,25 @@ def _attempts(sub, lesson, checks, limits, ctx, seed, warm, say) -> tuple[dict, 
         except SandboxError as error:
             failure = f"the grader's sandbox could not start ({str(error)[:300]})"
             continue
-        failure = _starved(outcomes)
+        failure = _starved(outcomes, lesson.clean)
         if not failure:
             return outcomes, startup
     raise GraderUnavailable(f"not graded: {failure}, {ATTEMPTS} times; this is the grading "
                             f"machine's failure, not yours: it will be graded again")
 
 
-def _starved(outcomes: dict) -> str:
-    """"" unless a probe, or its clean evaluation, was stopped because the machine would not
-    give it its time (the sandbox's "Starved" error): then what happened, in words."""
+def _starved(outcomes: dict, clean) -> str:
+    """"" unless the sandbox saw the grader or the machine fail a probe or its clean evaluation
+    (`sandbox.graders_failure`: a step starved of CPU, a lost child): then what, in words. Only
+    the grader's own records count: a child's claim, or an "evaluation" the jail wrote into a
+    probe that has none, is not the machine's failure."""
     for probe, outcome in outcomes.items():
         data = outcome.get("data") if outcome["ok"] else None
-        evaluation = data.get("evaluation") if isinstance(data, dict) else None
+        evaluation = data.get("evaluation") if probe in clean and isinstance(data, dict) else None
         for step in (outcome, evaluation):
             error = step.get("error") if isinstance(step, dict) and not step.get("ok") else None
-            if isinstance(error, dict) and error.get("type") == "Starved":
-                return error.get("message") or f"the grader ran out of time while {probe} ran"
+            if graders_failure(error):
+                return error.get("message") or f"the grader failed while {probe} ran"
     return ""
 
 

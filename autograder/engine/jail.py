@@ -133,6 +133,19 @@ def sweep_leftovers() -> dict:
     return {"cgroups": Cgroup.sweep(), "folders": [str(p) for p in leftovers.sweep_dirs()]}
 
 
+def oom_kills() -> int:
+    """How many processes the kernel's out-of-memory killer has ended since boot, machine-wide
+    (a jail's own memory bound is its cgroup's, counted apart: `Jail.memory_exceeded`)."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def require(untrusted_ok: bool) -> Isolation:
     """The isolation for grading other people's code: a jail, or NoJail unless allowed."""
     found = isolation()
@@ -180,19 +193,20 @@ class Cgroup:
         return trial
 
     @staticmethod
-    def create(name: str, memory_bytes: int, pids: int) -> "Cgroup | None":
+    def create(name: str, memory_bytes: int, pids: int,
+               cores: float = CPU_CORES) -> "Cgroup | None":
         name = f"{leftovers.owner()}-{name}"
         try:
             if (Cgroup.V1 / "memory" / "memory.limit_in_bytes").exists():
-                return Cgroup._create_v1(name, memory_bytes, pids)
+                return Cgroup._create_v1(name, memory_bytes, pids, cores)
             if (Cgroup.V2 / "cgroup.controllers").exists():
-                return Cgroup._create_v2(name, memory_bytes, pids)
+                return Cgroup._create_v2(name, memory_bytes, pids, cores)
         except OSError:
             pass
         return None
 
     @staticmethod
-    def _create_v1(name, memory_bytes, pids):
+    def _create_v1(name, memory_bytes, pids, cores):
         roots = {c: Cgroup.V1 / c for c in Cgroup.V1_CONTROLLERS}
         cpu = all((roots[c] / f"{c}.{'usage' if c == 'cpuacct' else 'cfs_quota_us'}").exists()
                   for c in ("cpu", "cpuacct"))
@@ -208,9 +222,10 @@ class Cgroup:
             if (memory / "memory.memsw.limit_in_bytes").exists():  # swap counted too
                 _write(memory / "memory.memsw.limit_in_bytes", memory_bytes)
             _write(folders["pids"] / "pids.max", pids)
-            if cpu:
+            if cpu:  # all jails together weigh as one process per core against the machine
+                _write(roots["cpu"] / CGROUP_NAME / "cpu.shares", 1024 * (os.cpu_count() or 1))
                 _write(folders["cpu"] / "cpu.cfs_period_us", CPU_PERIOD_US)
-                _write(folders["cpu"] / "cpu.cfs_quota_us", CPU_CORES * CPU_PERIOD_US)
+                _write(folders["cpu"] / "cpu.cfs_quota_us", _quota(cores))
         except OSError:
             group.remove()
             raise
@@ -218,7 +233,7 @@ class Cgroup:
         return group
 
     @staticmethod
-    def _create_v2(name, memory_bytes, pids):
+    def _create_v2(name, memory_bytes, pids, cores):
         parent = Cgroup.V2 / CGROUP_NAME
         parent.mkdir(exist_ok=True)
         cpu = "cpu" in (Cgroup.V2 / "cgroup.controllers").read_text().split()
@@ -232,8 +247,9 @@ class Cgroup:
             if (folder / "memory.swap.max").exists():
                 _write(folder / "memory.swap.max", 0)
             _write(folder / "pids.max", pids)
-            if cpu:
-                _write(folder / "cpu.max", f"{CPU_CORES * CPU_PERIOD_US} {CPU_PERIOD_US}")
+            if cpu:  # all jails together weigh as one process per core against the machine
+                _write(parent / "cpu.weight", min(10_000, 100 * (os.cpu_count() or 1)))
+                _write(folder / "cpu.max", f"{_quota(cores)} {CPU_PERIOD_US}")
         except OSError:
             group.remove()
             raise
@@ -268,6 +284,14 @@ class Cgroup:
             return False
         counts = dict(line.split()[:2] for line in lines if len(line.split()) >= 2)
         return int(counts.get("oom_kill", 0)) > 0
+
+    def tasks(self) -> list[int] | None:
+        """The ids of every thread in the jail (None: they cannot be read)."""
+        name = "tasks" if self.version == "v1" else "cgroup.threads"
+        try:
+            return [int(t) for t in (self.dirs[0] / name).read_text().split()]
+        except OSError:
+            return None
 
     def pids(self) -> set[int]:
         found = set()
@@ -323,6 +347,11 @@ class Cgroup:
         return sorted(found)
 
 
+def _quota(cores: float) -> int:
+    """cfs quota in microseconds per CPU_PERIOD_US for `cores` cores (the kernel's least: 1 ms)."""
+    return max(1000, int(cores * CPU_PERIOD_US))
+
+
 def _write(path: Path, value) -> None:
     with open(path, "w") as f:
         f.write(str(value))
@@ -341,7 +370,8 @@ class Jail:
     """The command line, environment, uid and cgroup of one jailed child process."""
 
     def __init__(self, found: Isolation, memory_mb: int, files=(), extra_env=None,
-                 writable=(), cwd: str = "/tmp", tmp_mb: int = TMP_MB):
+                 writable=(), cwd: str = "/tmp", tmp_mb: int = TMP_MB,
+                 cpu_cores: float = CPU_CORES):
         self.found, self.memory_mb = found, memory_mb
         self.files = tuple(Path(f) for f in files)        # bound read-only
         self.writable = tuple(Path(f) for f in writable)  # bound read-write (the jail's own)
@@ -350,7 +380,7 @@ class Jail:
         self.token = secrets.token_hex(6)
         self.uid = free_uid() if found.own_uid else os.getuid()
         self.gid = self.uid if found.own_uid else os.getgid()
-        self.cgroup = (Cgroup.create(self.token, memory_mb * 2 ** 20, PROCESSES)
+        self.cgroup = (Cgroup.create(self.token, memory_mb * 2 ** 20, PROCESSES, cpu_cores)
                        if found.cgroup and memory_mb else None)
 
     def give(self, folder: Path, mode: int = 0o500) -> None:

@@ -65,6 +65,7 @@ class Limits:
     startup_s: float = 90.0   # importing torch (the grader's CPU), then defining the submission
     budget_s: float = 120.0   # one submission's loading and probes; then graded on what finished
     require_jail: bool = False  # other people's code: refuse (jail.NoJail) where no jail runs
+    cpu_cores: float = jails.CPU_CORES  # the jail's CPU, where a cgroup bounds it
     wall_factor: float = WALL_FACTOR  # a step past this × its limit, wall-clock, + wall_slack
     wall_slack: float = WALL_SLACK    # seconds, was starved by the machine: graded again
 
@@ -142,7 +143,8 @@ class Sandbox:
         env = {DATA_ENV: os.pathsep.join(data)}
         if self.isolation.jailed:
             self.jail = jails.Jail(self.isolation, self.limits.memory_mb,
-                                   files=[*data, self.workdir], extra_env=env)
+                                   files=[*data, self.workdir], extra_env=env,
+                                   cpu_cores=self.limits.cpu_cores)
             self.jail.give(self.workdir)
             data_mb = 0 if self.jail.cgroup else self._data_limit(data)
             cmd, env = self.jail.command(argv + [str(data_mb)]), {"PATH": jails.ENV["PATH"]}
@@ -169,6 +171,7 @@ class Sandbox:
         self.ready = self.started = False
         self.spawned_at = time.monotonic()
         self.clock = Clock(self.proc.pid, self.jail.cgroup if self.jail else None)
+        self.oom_kills = jails.oom_kills()
 
     def _data_limit(self, data: list[str]) -> int:
         """RLIMIT_DATA counts the data files' private mappings: the limit plus their size."""
@@ -245,7 +248,7 @@ class Sandbox:
         if "error" in reply:
             if reply["error"]["type"] == "Budget":
                 reply["error"]["limit"] = self.limits.budget_s
-            self.start_error = dict(reply["error"], phase="loading")
+            self.start_error = dict(reply["error"], phase="loading", origin=GRADER)
             self._kill()
             return self.start_error
         self.define_errors, self.ready = reply["value"]["errors"], True
@@ -366,6 +369,12 @@ class Sandbox:
             return {"type": "Malformed", "message": "the channel closed early"}
         if self.jail is not None and self.jail.memory_exceeded():
             return {"type": "MemoryLimit", "limit": self.limits.memory_mb}
+        if self.zygote is not None and self.zygote.dead:
+            return {"type": "Lost", "message": "the grader's fork server died"}
+        killed = code in (-signal.SIGKILL, 128 + signal.SIGKILL)
+        if killed and jails.oom_kills() > self.oom_kills:  # the machine's, not the jail's bound
+            return {"type": "Lost", "message": "the machine ran out of memory (the kernel's "
+                                               "out-of-memory killer ended a process)"}
         if self.jail is not None and code > 128:  # bwrap exits 128 + the child's signal
             code = -(code - 128)
         if code < 0:
@@ -376,7 +385,11 @@ class Sandbox:
         return {"type": "Exit", "code": code}
 
 
-_FATAL = ("Timeout", "MemoryLimit", "Crash", "Exit", "Malformed", "Budget", "Starved")
+_FATAL = ("Timeout", "MemoryLimit", "Crash", "Exit", "Malformed", "Budget", "Starved", "Lost")
+GRADER = "grader"  # an error record's origin when the sandbox saw it, not the child's claim
+# The machine's failures, not the submission's: a step starved of CPU, a child the grader lost
+# (its fork server died, or the kernel's out-of-memory killer took it for the machine's sake)
+GRADER_FAILURES = ("Starved", "Lost")
 POLL_S = 0.1  # how often a wait looks at the child's clock and memory
 
 
@@ -396,9 +409,11 @@ def _ready(reply: dict) -> dict:
 
 
 def _check_reply(reply: dict, nonce: str) -> dict:
-    """Only a well-formed reply to this very request counts."""
+    """Only a well-formed reply to this very request counts. An error the sandbox saw itself
+    is marked as the grader's (`GRADER`); an error the child reports is the child's claim,
+    whatever its type says (a student's `class Starved(Exception)` is not the machine's)."""
     if "error" in reply:
-        return {"ok": False, "error": reply["error"]}
+        return {"ok": False, "error": dict(reply["error"], origin=GRADER)}
     frame = reply["value"]
     outcome = frame.get("outcome") if isinstance(frame, dict) else None
     valid = (isinstance(outcome, dict) and frame.get("nonce") == nonce
@@ -407,8 +422,18 @@ def _check_reply(reply: dict, nonce: str) -> dict:
                   else isinstance(outcome.get("error"), dict)
                   and isinstance(outcome["error"].get("type"), str)))
     if not valid:
-        return {"ok": False, "error": {"type": "Malformed", "message": "unexpected reply"}}
-    return {key: outcome[key] for key in ("ok", "data", "error") if key in outcome}
+        return {"ok": False, "error": {"type": "Malformed", "message": "unexpected reply",
+                                       "origin": GRADER}}
+    checked = {key: outcome[key] for key in ("ok", "data", "error") if key in outcome}
+    if not checked["ok"]:
+        checked["error"] = dict(checked["error"], origin="child")
+    return checked
+
+
+def graders_failure(error) -> bool:
+    """Whether an error record says the grader or the machine failed (see GRADER_FAILURES)."""
+    return (isinstance(error, dict) and error.get("origin") == GRADER
+            and error.get("type") in GRADER_FAILURES)
 
 
 # ---------------------------------------------------------------------- the child's processes

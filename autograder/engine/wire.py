@@ -2,7 +2,10 @@
 
 Requests go down as JSON lines. Replies come up as frames: MAGIC, an 8-byte length, then a
 `torch.save` payload that the grader reads with `weights_only=True` (tensors and plain
-containers only, so a forged reply cannot run code in the grader), then checks with `plain`:
+containers only, so a forged reply cannot run code in the grader) — but only once the grader
+has rebuilt its zip archive itself from entries stored uncompressed, with a small pickle
+(`archive`: a frame of 0.5 MB that inflated to 512 MB grew the grader's own process by 1.4 GB,
+and every grading in the same batch with it) — then checks with `plain`:
 only None, bool, int, float, str, lists, tuples, dicts with str keys and plain tensors cross,
 within size and depth bounds. Strings arrive on one line (line breaks and other control or
 format characters replaced, length capped): text from a student's code cannot forge a line of
@@ -14,6 +17,7 @@ import io
 import os
 import struct
 import unicodedata
+import zipfile
 
 import torch
 
@@ -22,6 +26,8 @@ HEADER = struct.Struct(">4sQ")
 MAX_FRAME = 64 * 2 ** 20   # bytes of one frame (an exported model of a few million weights)
 MAX_DEPTH = 16             # nesting of containers
 MAX_ITEMS = 100_000        # container items and string characters in one frame
+MAX_PICKLE = 256 * 2 ** 10  # the pickle of one frame (the tensors are beside it): ~8 KB used
+MAX_ENTRIES = 1000          # files in one frame's archive (one per tensor: ~100 used)
 MAX_TEXT = 2000            # characters of one string
 MAX_INT = 2 ** 63
 TENSOR_TYPES = {torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64,
@@ -65,11 +71,39 @@ class FrameReader:
             return None
         payload = bytes(self.buffer[HEADER.size:end])
         del self.buffer[:end]
+        payload = archive(payload)
         try:
             obj = torch.load(io.BytesIO(payload), weights_only=True)
         except Exception as error:  # RecursionError, MemoryError, UnpicklingError, ...
             raise MalformedFrame(f"unreadable frame: {type(error).__name__}") from error
         return plain(obj)
+
+
+def archive(payload: bytes) -> bytes:
+    """A frame's zip archive, rebuilt by the grader from what it checked: stored entries only
+    (a compressed one could inflate to any size in the grader's own process), at most
+    MAX_ENTRIES of them, MAX_FRAME bytes in all and MAX_PICKLE of pickle (whose opcodes build
+    objects: 4 MB of them cost 320 MB). MalformedFrame otherwise."""
+    rebuilt, total = io.BytesIO(), 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as source, \
+                zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as target:
+            entries = source.infolist()
+            if len(entries) > MAX_ENTRIES:
+                raise MalformedFrame(f"a reply of {len(entries)} files")
+            for entry in entries:
+                total += max(entry.file_size, entry.compress_size)
+                if entry.compress_type != zipfile.ZIP_STORED:
+                    raise MalformedFrame("a reply with a compressed part")
+                if total > MAX_FRAME or (entry.filename.endswith(".pkl")
+                                         and entry.file_size > MAX_PICKLE):
+                    raise MalformedFrame("a reply too large to read")
+                target.writestr(entry.filename, source.read(entry))
+    except MalformedFrame:
+        raise
+    except Exception as error:  # BadZipFile, a bad CRC, a size that lies, ...
+        raise MalformedFrame(f"unreadable frame: {type(error).__name__}") from error
+    return rebuilt.getvalue()
 
 
 def plain(obj, depth: int = 0, budget: list | None = None):

@@ -12,10 +12,15 @@ only moves that CPU, it does not remove it. The fork server pays it once:
                         │      unshares mount, PID, network, IPC, UTS and cgroup namespaces)
                         │ fork
                         ▼
-                      child = PID 1 of its own namespaces: builds the jail's own filesystem
-                              (`Jail.layout`, the same list bubblewrap builds), pivots into it,
-                              drops to the jail's uid (no capabilities, no_new_privs), then
+                      init = PID 1 of its own namespaces (root, the grader's code only):
+                        │    builds the jail's own filesystem (`Jail.layout`, the same list
+                        │    bubblewrap builds) and pivots into it; then only reaps
+                        │ fork
+                        ▼
+                      worker = PID 2: drops to the jail's uid (no capabilities, no_new_privs),
                               runs `worker.submission` — and only then the student's code.
+                              Whatever it does, it dies with the init, which dies with the
+                              keeper, which dies with the zygote, which dies with the grader.
 
 What a forked child is given is what a bubblewrap jail is given (see `jail`): its own uid, PID,
 network (loopback only), IPC, UTS and cgroup namespaces, a read-only view of the system, Python
@@ -533,16 +538,49 @@ def _keeper(spec: dict, fds: list[int]) -> int:
 
 
 def _child(spec: dict, fds: list[int]) -> int:
-    """PID 1 of the child's own namespaces: its filesystem, its descriptors, its uid; then the
-    submission (the student's code runs in `worker.submission`, never before)."""
+    """PID 1 of the child's own namespaces, its init (as bubblewrap's): it builds the jail's
+    filesystem and descriptors, forks the worker (PID 2), which drops to the jail's uid and runs
+    the submission, then only reaps and exits with the worker's status. The init keeps its
+    parent-death signal and never runs student code, so the student cannot clear it: when the
+    keeper dies, the init dies, and with PID 1 every process of the namespace."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()  # a session of its own, as bubblewrap's --new-session
     _build_root(spec["layout"])
     _loopback_up()
     req, res, lifeline = _own_descriptors(fds)
+    _outlive_nobody(lifeline)  # the keeper died before our parent-death signal was set
+    pid = os.fork()
+    if pid == 0:
+        code = 126
+        try:
+            code = _worker(spec, req, res)
+        except BaseException:  # noqa: B036 -- nothing may return into the init's loop
+            _report(2)
+        sys.stdout.flush()
+        os._exit(code)
+    for fd in range(5):  # the grader reads the worker's end of each pipe, never the init's
+        os.close(fd)
+    return _reap_until(pid)
+
+
+def _reap_until(worker: int) -> int:
+    """Reap every process of the namespace until the worker ends; exit as it did."""
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return 126
+        if pid == worker:
+            return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else \
+                os.WEXITSTATUS(status)
+
+
+def _worker(spec: dict, req: int, res: int) -> int:
+    """PID 2: the jail's uid, then the submission (the student's code runs in
+    `worker.submission`, never before)."""
+    os.setsid()
     _drop_privileges(spec["uid"], spec["gid"])
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # changing the uid cleared it
-    _outlive_nobody(lifeline)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # changing the uid cleared it (the init's stays)
     shared = writable_shared_mappings()
     if shared:
         raise PermissionError(f"writable shared memory inherited from the zygote: {shared[:3]}")
