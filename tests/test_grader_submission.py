@@ -198,3 +198,40 @@ def test_an_old_notebook_format_is_unreadable_with_advice(tmp_path):
     path = tmp_path / "old.ipynb"
     path.write_text(json.dumps({"worksheets": [], "cells": [], "nbformat": 3}))
     assert "open it in a recent Jupyter and save it again" in load(path).unreadable
+
+
+def test_a_percent_or_bang_that_continues_an_expression_is_code_not_a_magic(tmp_path):
+    """`    % self.width)` continues the line above: commenting it out (as a %magic) broke a
+    correct notebook's cell ("syntax error ... skipped") where its .py graded fine."""
+    code = ('import torch\nX = ("%d units"\n     % 3)\nY = (1\n     != 2)\n'
+            '%matplotlib inline\nZ = 1\n')
+    path = _notebook([{"cell_type": "code", "source": code, "metadata": {}, "outputs": [],
+                       "execution_count": 1}], tmp_path / "nb.ipynb")
+    sub = load(path)
+    assert not sub.problems and sub.defined() == {"torch", "X", "Y", "Z"}
+    valid = _notebook([{"cell_type": "code", "source": 'X = ("%d units"\n     % 3)\n',
+                        "metadata": {}, "outputs": [], "execution_count": 1}],
+                      tmp_path / "valid.ipynb")
+    assert load(valid).defined() == {"X"}
+
+
+def test_a_cell_magic_does_not_start_a_new_cell(tmp_path):
+    """`%%time` becomes `# %%time`, which is no cell marker: messages name the right cell."""
+    cells = [{"cell_type": "markdown", "source": "%% not a marker", "metadata": {}},
+             {"cell_type": "code", "source": "%%time\nimport torch", "metadata": {},
+              "outputs": [], "execution_count": 1},
+             {"cell_type": "code", "source": "X = (", "metadata": {}, "outputs": [],
+              "execution_count": 2}]
+    sub = load(_notebook(cells, tmp_path / "nb.ipynb"))
+    assert sub.defined() == {"torch"}
+    assert sub.problems[0].startswith("syntax error at cell 3")
+
+
+def test_many_statements_in_one_cell_cost_linear_time(tmp_path):
+    """Each statement's source was cut with ast.get_source_segment, which splits the whole
+    cell again: 120 KB without cell markers took 4 s of CPU, near the parser's 20 s limit."""
+    path = tmp_path / "long.py"
+    path.write_text("".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(20_000)))
+    sub = load(path)  # quadratic, 600 KB took over the parser's 20 s: "unreadable"
+    assert len(sub.statements) == 20_000 and not sub.unreadable
+    assert sub.statements[-1].source == "def f19999(x):\n    return x + 19999"

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CELL_MARKER = re.compile(r"^# %%")
+CELL_MARKER = re.compile(r"^# %%(?:\s|$)")  # "# %%", "# %% [markdown]"; not "# %%time"
 CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 # `device = pick_device()`, `loss_fn = nn.CrossEntropyLoss()`: cheap set-up that functions often
 # use as globals, so it is kept whatever the name's case
@@ -36,7 +36,9 @@ MAX_CELLS = 2000           # a lesson has about 50
 PARSE_MEMORY_MB = 1024     # the parsing child's address space (a lesson's file needs ~100 MB)
 PARSE_CPU_S = 20           # ... and its CPU (a lesson's file: ~0.1 s)
 PARSE_WALL_S = 600         # past this, wall-clock, the machine (not the file) is to blame
-MAGIC = re.compile(r"^\s*[%!]")  # IPython's %magic and !shell lines: comments in the script
+# IPython's syntax, as Jupytext recognises it: %magic, %%cell magic, !shell, help?, x = !cmd
+MAGIC = re.compile(r"^\s*(?:%{1,3}[A-Za-z]|[!?]\s*[A-Za-z.~$\\/{}]|[A-Za-z_]\w*\s*=\s*(?:%{1,3}|!)"
+                   r"[A-Za-z]|\S*\?\s*$)")
 PARSED = ("statements", "dropped", "problems", "cell_starts", "lesson_metadata",
           "lesson_imports", "unreadable")
 
@@ -120,8 +122,11 @@ def parse(data: bytes, is_notebook: bool, filename: str) -> dict:
     """What `load` keeps of a file's bytes, as plain data (the fields PARSED)."""
     sub = Submission(Path(filename), "", is_notebook)
     try:
-        text = notebook_to_py(data, sub) if is_notebook else data.decode("utf-8")
-        _parse(sub, text)
+        if is_notebook:
+            text, starts = notebook_to_py(data, sub)
+        else:
+            text, starts = data.decode("utf-8"), None
+        _parse(sub, text, starts)
     except Exception as error:  # a corrupt file is not graded (never a crash, never a zero)
         sub.statements.clear()
         sub.unreadable = (f"could not read {sub.path.name}: {type(error).__name__}: "
@@ -137,6 +142,9 @@ def parse_bounded(data: bytes, is_notebook: bool, filename: str) -> dict:
     name = Path(filename).name
     root = str(Path(__file__).resolve().parents[2])
     header = json.dumps({"notebook": is_notebook, "filename": filename}).encode()
+    from autograder.engine.jail import oom_kills
+
+    killed_before = oom_kills()
     try:
         done = subprocess.run([sys.executable, "-I", "-S", "-c", _CHILD, root],
                               input=header + b"\n" + data, capture_output=True,
@@ -150,6 +158,10 @@ def parse_bounded(data: bytes, is_notebook: bool, filename: str) -> dict:
             return json.loads(done.stdout)
         except ValueError:
             pass
+    if done.returncode == -9 and oom_kills() > killed_before:  # the machine's, not the file's
+        return {**parse(b"", False, filename), "unavailable":
+                f"not graded: the machine ran out of memory while the grader read {name}; it "
+                f"will be read again"}
     why = (f"parsing it needs more than {PARSE_CPU_S} s of CPU" if done.returncode in (-24, -9)
            else f"parsing it needs more than {PARSE_MEMORY_MB} MB of memory"
            if b"MemoryError" in done.stderr else
@@ -162,7 +174,7 @@ def parse_bounded(data: bytes, is_notebook: bool, filename: str) -> dict:
 _CHILD = f"""
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, ({PARSE_MEMORY_MB} * 2 ** 20,) * 2)
-resource.setrlimit(resource.RLIMIT_CPU, ({PARSE_CPU_S}, {PARSE_CPU_S}))
+resource.setrlimit(resource.RLIMIT_CPU, ({PARSE_CPU_S}, {PARSE_CPU_S} + 5))
 sys.path.insert(0, sys.argv[1])
 from autograder.engine.submission import parse
 header, data = sys.stdin.buffer.read().split(b"\\n", 1)
@@ -171,10 +183,12 @@ sys.stdout.write(json.dumps(parse(data, header["notebook"], header["filename"]))
 """
 
 
-def notebook_to_py(data: bytes, sub: Submission | None = None) -> str:
+def notebook_to_py(data: bytes, sub: Submission | None = None) -> tuple[str, list[int]]:
     """The notebook's cells as a percent script (as Jupytext writes it: a `# %%` line per cell,
     markdown commented out, IPython's %magic and !shell lines too), outputs left out: only the
-    code is graded. The lesson its metadata names goes to `sub.lesson_metadata`."""
+    code is graded; and the first line of each cell (known here: a line of a cell that looks
+    like a marker, `# %% ...` in markdown, starts no cell). The lesson its metadata names goes
+    to `sub.lesson_metadata`."""
     if data.count(b'"cell_type"') > MAX_CELLS:  # before parsing: counting is cheap
         raise ValueError(f"more than the {MAX_CELLS} cells a notebook may have")
     raw = json.loads(data.decode("utf-8"))
@@ -188,16 +202,29 @@ def notebook_to_py(data: bytes, sub: Submission | None = None) -> str:
         raise ValueError(f"{len(cells)} cells, more than the {MAX_CELLS} a notebook may have")
     if sub is not None:
         sub.lesson_metadata = _lesson_metadata(raw.get("metadata"))
-    lines = []
+    lines, starts = [], []
     for cell in cells:
         kind, source = _cell(cell)
+        starts.append(len(lines) + 2)  # the line after its marker
         if kind == "code":
-            lines += ["# %%"] + [f"# {line}" if MAGIC.match(line) else line
-                                 for line in source.splitlines()]
+            lines += ["# %%"] + _escape_magics(source.splitlines())
         else:
             lines += [f"# %% [{kind}]"] + [f"# {line}".rstrip() for line in source.splitlines()]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines), starts
+
+
+def _escape_magics(lines: list[str]) -> list[str]:
+    """A code cell's lines, IPython's own syntax commented out, as Jupytext writes them; a cell
+    that is valid Python as it is stays as it is (a line such as `    % width)` continues an
+    expression, it is no magic)."""
+    if not any(MAGIC.match(line) for line in lines):
+        return lines
+    try:
+        ast.parse("\n".join(lines))
+        return lines
+    except Exception:  # SyntaxError, and whatever else: its cell is judged by `_parse`
+        return [f"# {line}" if MAGIC.match(line) else line for line in lines]
 
 
 def _cell(cell) -> tuple[str, str]:
@@ -230,9 +257,9 @@ def _lesson_import(node: ast.stmt) -> str | None:
     return None
 
 
-def _parse(sub: Submission, text: str) -> None:
+def _parse(sub: Submission, text: str, starts: list[int] | None = None) -> None:
     lines = text.splitlines()
-    sub.cell_starts = cell_starts(lines)
+    sub.cell_starts = cell_starts(lines) if starts is None else starts
     if len(sub.cell_starts) > MAX_CELLS:
         raise ValueError(f"{len(sub.cell_starts)} cells, more than the {MAX_CELLS} a file may "
                          f"have")
@@ -252,8 +279,9 @@ def _parse(sub: Submission, text: str) -> None:
                                 f"too large?) — it was skipped, so nothing it defines can be "
                                 f"graded")
             continue
+        cell_lines = cell.split("\n")  # ast's lines: `lines` were joined with "\n" only
         for node in tree.body:
-            _sort(sub, node, cell, start)
+            _sort(sub, node, cell_lines, start)
             package = _lesson_import(node)
             if package and package not in sub.lesson_imports:
                 sub.lesson_imports.append(package)
@@ -267,11 +295,11 @@ def cell_starts(lines: list[str]) -> list[int]:
     return ([1] if header_has_code or not markers else []) + [m + 1 for m in markers]
 
 
-def _sort(sub: Submission, node: ast.stmt, cell: str, start: int) -> None:
+def _sort(sub: Submission, node: ast.stmt, lines: list[str], start: int) -> None:
     lineno = start + node.lineno - 1
     if keep(node):
         sub.statements.append(Statement(start + _first_line(node) - 1,
-                                        _source(node, cell), defined_names(node)))
+                                        _source(node, lines), defined_names(node)))
     else:
         for name in defined_names(node):
             sub.dropped.setdefault(name, lineno)
@@ -342,8 +370,14 @@ def _first_line(node: ast.stmt) -> int:
     return min([d.lineno for d in decorators] + [node.lineno])
 
 
-def _source(node: ast.stmt, cell: str) -> str:
+def _source(node: ast.stmt, lines: list[str]) -> str:
+    """The statement's source, decorators included, cut from the cell's lines (split once per
+    cell: ast.get_source_segment splits the whole cell again for each statement)."""
     if getattr(node, "decorator_list", None):
-        lines = cell.splitlines()
         return "\n".join(lines[_first_line(node) - 1:node.end_lineno])
-    return ast.get_source_segment(cell, node)
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:  # ast's columns count UTF-8 bytes
+        return lines[first].encode()[node.col_offset:node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset:].decode()
+    tail = lines[last].encode()[:node.end_col_offset].decode()
+    return "\n".join([head, *lines[first + 1:last], tail])
