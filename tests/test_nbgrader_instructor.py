@@ -361,3 +361,24 @@ def test_another_lms_names_are_kept_from_its_own_regular_expression(tmp_path, mo
     with Gradebook(db) as gradebook:
         student = gradebook.find_student("4242")
         assert (student.first_name, student.last_name) == ("Ada", "Lovelace")
+
+
+def test_a_killed_nbgraders_copies_of_notebooks_are_swept(tmp_path):
+    """The graded copy of a student's notebook lives in a folder named after the process that
+    made it: when nbgrader is killed with -9 before removing it, the next grader sweeps it."""
+    from autograder.engine import leftovers
+    from autograder.frontends.nbgrader.preprocessors import graded_copy
+
+    notebook = tmp_path / "01_mnist_dnn.ipynb"
+    notebook.write_text('{"cells": []}')
+    with graded_copy({}, str(notebook)) as copy:
+        folder = Path(copy).parent
+        assert Path(copy).read_text() == notebook.read_text()
+        match = leftovers.FOLDER.match(folder.name)
+        assert match and match.group(1) == leftovers.owner()
+    assert not folder.exists()
+    dead = subprocess.run([sys.executable, "-c", "from autograder.engine import leftovers; "
+                           "print(leftovers.private_dir('graded'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(dead).is_dir()
+    assert Path(dead) in leftovers.sweep_dirs() and not Path(dead).exists()

@@ -72,8 +72,10 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--memory-limit", type=int, default=Limits.memory_mb,
                              help="MB of memory for the student's jail [default %(default)s]")
         command.add_argument("--budget", type=float, default=Limits.budget_s,
-                             help="wall-clock seconds for one submission, start-ups included; "
-                                  "then it is graded on what finished [default %(default)s]")
+                             help="seconds of the submission's own running time (its CPU, or the wall "
+                                  "clock less its waits for a busy CPU; the grader's start-up "
+                                  "not counted), then it is graded on what finished "
+                                  "[default %(default)s]")
     batch.add_argument("--no-jail", action="store_true",
                        help="grade where no jail can start (macOS, Windows, no user "
                             "namespaces): only if you trust every submission")

@@ -28,7 +28,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from autograder.engine import report
+from autograder.engine import leftovers, report
 from autograder.frontends import gradecache
 from autograder.frontends import pool
 
@@ -121,7 +121,7 @@ def autograde_payload(payload: dict) -> dict:
     gradebook and autograded folder as bytes."""
     start = time.perf_counter()
     student, assignment = payload["student"], payload["assignment"]
-    with tempfile.TemporaryDirectory(prefix="autograde-") as private:
+    with leftovers.PrivateDir("autograde") as private:  # swept if this process is killed
         private = Path(private)
         with tarfile.open(fileobj=io.BytesIO(payload["bundle"])) as tar:
             tar.extractall(private, filter="data")

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer
 
 from autograder.engine import jail as jails
+from autograder.engine import leftovers
 
 
 class JailedKernelManager(AsyncKernelManager):
@@ -45,7 +45,7 @@ class JailedKernelManager(AsyncKernelManager):
     def _start_jail(self, found, cwd) -> None:
         from shared import data
 
-        self._folder = Path(tempfile.mkdtemp(prefix="nbgrader-kernel-"))
+        self._folder = leftovers.private_dir("kernel")  # swept if nbgrader is killed
         self.transport, self.ip = "ipc", str(self._folder / "kernel")
         self.connection_file = str(self._folder / "kernel.json")
         work = str(Path(cwd).resolve()) if cwd else "/tmp"

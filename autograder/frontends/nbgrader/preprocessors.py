@@ -31,7 +31,6 @@ import contextlib
 import copy
 import os
 import shutil
-import tempfile
 
 import bleach
 import nbformat
@@ -41,6 +40,7 @@ from nbgrader.preprocessors import (ClearHiddenTests, Execute, NbGraderPreproces
                                     OverwriteCells)
 from traitlets import Bool, Dict, Float, Integer
 
+from autograder.engine import leftovers
 from autograder.engine.sandbox import Limits
 from autograder.frontends.nbgrader.kernel import JailedKernelManager
 
@@ -60,7 +60,7 @@ def graded_copy(resources, path):
     if text is None:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    folder = tempfile.mkdtemp(prefix="autograder-graded-")
+    folder = str(leftovers.private_dir("graded"))  # swept if nbgrader is killed
     try:
         copy_path = os.path.join(folder, os.path.basename(path))
         with open(copy_path, "w", encoding="utf-8") as f:
