@@ -24,9 +24,9 @@ def start(*args, cwd):
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """tcp://127.0.0.1:<random port> of a scheduler with two single-threaded workers."""
-    import distributed  # a dependency of the package: missing, this fails (never skips)
+    import distributed  # make test installs the [test] extra: missing, this fails (never skips)
 
-    assert DASK.exists(), f"{DASK} is missing: `pip install -e .` installs distributed"
+    assert DASK.exists(), f"{DASK} is missing: `pip install -e '.[cluster]'` installs Dask"
     folder = tmp_path_factory.mktemp("dask")
     address_file = folder / "scheduler.json"
     processes = [start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
@@ -130,3 +130,19 @@ def test_nbcourse_grade_on_dask_records_what_the_local_pool_records(tmp_path, sc
     assert sum(s for s, _ in nbgrader_grades(remote, "reference").values()) == 25
     cached = [json.loads(line) for line in open(remote / "autograde-cache.jsonl")]
     assert all(e["result"]["worker"].startswith("tcp://127.0.0.1:") for e in cached), cached
+
+
+def test_a_scheduler_without_dask_installed_says_which_extra_to_install(tmp_path):
+    """Dask is an extra ([cluster]): a course installed without it is told how to add it,
+    not shown an ImportError's traceback."""
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    (class_dir / "carol.py").write_text("x = 1\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['distributed'] = None; "  # not installed
+         "from autograder.frontends.cli import main; sys.exit(main())", "batch", str(class_dir),
+         "--out", str(tmp_path / "g.csv"), "--lesson", "01_mnist_dnn",
+         "--scheduler", "tcp://127.0.0.1:9"], cwd=REPO, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "pip install -e '.[cluster]'" in done.stderr and "Traceback" not in done.stderr

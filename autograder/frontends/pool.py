@@ -89,7 +89,11 @@ class Executor:
         return self
 
     def _connect(self):
-        import distributed
+        try:
+            import distributed
+        except ImportError:
+            raise UsageError("--scheduler needs Dask, an extra of the course: "
+                             "pip install -e '.[cluster]'") from None
 
         try:
             self.pool = distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT)
