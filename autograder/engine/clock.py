@@ -44,6 +44,7 @@ class Clock:
         self.root, self.cgroup = root, cgroup  # the child's pid, as the grader sees it
         self.worker: int | None = None         # the process that runs the probes
         self.last = Reading(time.monotonic(), 0.0, {})
+        self.seen: dict[int, float] = {}  # thread id -> its delay when last seen, ended or not
 
     def attach(self) -> None:
         """Find the worker: the one process at the bottom of the child's tree. Call it when the
@@ -60,8 +61,9 @@ class Clock:
     def read(self) -> Reading:
         """Now; a CPU total that cannot be read (the jail has gone) keeps its last value."""
         cpu = self._cpu()
+        self.seen.update(self._waited())  # a thread that has ended keeps its last delay
         self.last = Reading(time.monotonic(), self.last.cpu if cpu is None else cpu,
-                            self._waited())
+                            dict(self.seen))
         return self.last
 
     def own(self, since: Reading) -> tuple[float, float]:
@@ -78,8 +80,8 @@ class Clock:
         return counted if counted is not None else tree_cpu_seconds(self.root)
 
     def _waited(self) -> dict:
-        """thread id -> its run-queue delay so far, for every thread of the jail (its cgroup's;
-        without one, the worker's threads). A thread that has ended is simply not there."""
+        """thread id -> its run-queue delay so far, for every thread of the jail that runs now
+        (its cgroup's; without one, the worker's threads)."""
         if self.worker is None:
             return {}
         tids = self.cgroup.tasks() if self.cgroup is not None else None
