@@ -78,6 +78,38 @@ def test_a_dead_fork_server_costs_speed_not_grades(fork_server_here, tmp_path):
     assert verdicts(first) == verdicts(alone) == verdicts(second)
 
 
+def test_a_fork_server_killed_during_a_grading_costs_a_retry_not_points(fork_server_here,
+                                                                        tmp_path):
+    """The fork server killed while a child it forked runs a probe (its children die with it):
+    the lost probe is the grader's failure, not the submission's, so the grading is done again,
+    its children started in bubblewrap, and gets the verdicts of a grading on its own."""
+    import threading
+
+    reference = write("reference", tmp_path)
+    alone = grading.grade(reference, LESSON)
+    with zygote.Forks(LESSON) as forks:
+        result = {}
+        grading_thread = threading.Thread(target=lambda: result.update(
+            report=grading.grade(reference, LESSON, warm=forks)))
+        grading_thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not forked_children(forks.server.proc.pid):
+            time.sleep(0.05)
+        assert forked_children(forks.server.proc.pid), "no child of the fork server ran"
+        time.sleep(1.0)  # inside a probe now
+        forks.server.proc.send_signal(signal.SIGKILL)
+        forks.server.proc.wait()
+        grading_thread.join()
+    assert verdicts(result["report"]) == verdicts(alone)
+
+
+def forked_children(server: int) -> list[int]:
+    """The processes below the fork server (its children's keepers and workers)."""
+    from autograder.engine.sandbox import descendants, processes
+
+    return [pid for pid in descendants(server, processes()) if pid != server]
+
+
 def test_children_die_with_the_fork_server(fork_server_here, tmp_path):
     """A child still running when the batch ends (its server closed) does not outlive it."""
     plan = submission.load(write("reference", tmp_path)).plan()
