@@ -33,6 +33,9 @@ ARCHITECTURES = {
     "small_cnn": lambda: nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 8, 3),
                                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                                        nn.Linear(8 * 13 * 13, 10)),
+    # the torchvision idiom: an in-place ReLU on a fresh intermediate changes no input
+    "inplace_relu": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128),
+                                          nn.ReLU(inplace=True), nn.Linear(128, 10)),
 }
 
 HEADS = {  # bug -> (last step, the check it must fail, a phrase of its message)
@@ -42,6 +45,13 @@ HEADS = {  # bug -> (last step, the check it must fail, a phrase of its message)
     "softmax_dim1": (lambda z: torch.softmax(z, dim=1), "logits_not_probabilities",
                      "remove the final softmax"),
     "scaled_logits": (lambda z: 100 * z, "initial_loss", "ln 10"),
+    # a non-linearity after the last layer: the logits cannot be negative (or large)
+    "relu_on_logits": (torch.relu, "logits_not_probabilities", "ends with a ReLU"),
+    "relu_on_logits_reshaped": (lambda z: torch.relu(z).reshape(len(z), 10),
+                                "logits_not_probabilities", "ends with a ReLU"),
+    "sigmoid_on_logits": (torch.sigmoid, "logits_not_probabilities", "ends with a sigmoid"),
+    "tanh_on_logits": (torch.tanh, "logits_not_probabilities", "ends with a tanh"),
+    "relu_plus_zero": (lambda z: torch.relu(z) + 0.0, "logits_not_probabilities", "a ReLU"),
 }
 
 
@@ -79,3 +89,23 @@ def test_the_seed_softmax_dim0_model_fails_batch_independence_by_a_wide_margin()
     result = model_checks("seed_784_100_100_10", "softmax_dim0")["batch_independence"]
     assert not result.passed  # outputs ~1/64 change by ~1e-4: an absolute 1e-4 let it pass
     assert result.details["max_change"] > 1e-5
+
+
+def test_a_zero_initialised_model_is_told_its_initialisation():
+    class MyModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = seed_mlp()
+            for layer in self.body:
+                if isinstance(layer, nn.Linear):
+                    nn.init.zeros_(layer.weight)
+
+        def forward(self, x):
+            return self.body(x.reshape(len(x), 784))
+
+    report = grade_namespace({"MyModel": MyModel}, "01_mnist_dnn", only="model")
+    failed = {r.check.id: r.message for r in report.results if not r.passed}
+    assert set(failed) == {"gradients_reach_all_parameters"}, failed
+    message = failed["gradients_reach_all_parameters"]
+    assert "zero or constant initialisation" in message and "body.1.weight" in message, message
+    assert "ReLU" not in message

@@ -42,6 +42,13 @@ def test_reference_gets_full_marks(graded):
     assert report.score == report.max_score == 25, messages(report)
 
 
+def test_a_relu_on_the_logits_is_named_where_the_hidden_check_fails(graded):
+    """The hidden check told it "use a hidden layer with ReLU", the opposite of the fix."""
+    result = next(r for r in graded["relu_on_logits"].results if r.check.hidden)
+    assert not result.passed
+    assert "logits_not_probabilities" in result.public_message(), result.public_message()
+
+
 def test_a_crash_fails_only_its_probe_then_a_fresh_child_continues(graded):
     report = graded["os_exit"]  # MyModel() ends the process; fit and accuracy still graded
     assert {r.check.group for r in report.results if r.passed} == {"fit", "accuracy"}
@@ -75,7 +82,7 @@ def test_an_orphan_process_changes_no_verdict(graded):
 
 def test_a_model_that_loops_only_while_exported_is_not_tested(graded):
     result = next(r for r in graded["hang_grader"].results if r.check.id == "min_test_accuracy")
-    assert "could not be exported" in result.message
+    assert "could not follow your trained model's forward" in result.message
     assert graded["hang_grader"].seconds < 60
 
 

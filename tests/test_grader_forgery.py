@@ -189,7 +189,7 @@ def test_a_forged_hidden_result_without_an_exported_model_earns_nothing(tmp_path
     path = tmp_path / "forged_hidden.py"
     path.write_text(text)
     result = grade(path, only="min_test_accuracy").results[0]
-    assert not result.passed and "no exported model came back" in result.message
+    assert not result.passed and "no trained model came back" in result.message
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -277,7 +277,7 @@ class OnlyWhenExported(nn.Module):
 def test_a_model_that_behaves_differently_while_exported_fails_the_model_checks():
     report = grade_namespace({"MyModel": OnlyWhenExported}, "01_mnist_dnn", only="model")
     assert report.score == 0
-    assert all("other outputs once exported" in r.message for r in report.results)
+    assert all("other outputs when traced" in r.message for r in report.results)
 
 
 def test_the_probe_nets_weights_do_not_depend_on_other_grading_threads():

@@ -133,3 +133,42 @@ def test_a_torch_export_archive_that_asks_for_a_pickle_runs_nothing_in_the_clean
     with pytest.raises(graphs.GraphRejected, match="could not be read"):
         graphs.load(poisoned.getvalue(), max_numbers=1_000_000)
     assert torch.get_default_dtype() == torch.float32  # the payload never ran
+
+
+class InPlace(nn.Module):
+    """nn.ReLU(inplace=True) and .relu_() on fresh intermediates: the torchvision idiom."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.relu, self.out = nn.Conv2d(1, 4, 3), nn.ReLU(inplace=True), nn.Linear(
+            4 * 26 * 26, 10)
+
+    def forward(self, x):
+        x = self.relu(self.conv(x.reshape(len(x), 1, 28, 28)))
+        return self.out(x.flatten(1).relu_())
+
+
+class ChangesItsInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(784, 10)
+
+    def forward(self, x):
+        x.clamp_(0, 1)  # the caller's images change
+        return self.out(x.reshape(len(x), -1))
+
+
+def test_an_in_place_operation_on_an_intermediate_is_checked_as_its_functional_form():
+    model = InPlace()
+    program = graphs.load(blob_of(model), max_numbers=1_000_000)
+    ops = {node["fn"]._schema.name for node in program.nodes if node["op"] == "call_function"
+           and hasattr(node["fn"], "_schema")}
+    assert "aten::relu" in ops and not any(op.endswith("_") for op in ops), ops
+    x = torch.randn(3, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(program(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_that_changes_its_input_in_place_is_refused():
+    with pytest.raises(graphs.GraphRejected, match="changes a buffer or its input in place"):
+        graphs.load(blob_of(ChangesItsInput()), max_numbers=1_000_000)

@@ -4,6 +4,9 @@ of the training step, a shape error in the words of the lesson, an accuracy abov
 Most submissions are graded live (grade_namespace: the probes run here, as in a student's
 kernel, a second each); one goes through the jail, whose evidence travels as plain data.
 """
+import sys
+import types
+
 import pytest
 
 from autograder.engine.explain import Context, plain_words
@@ -36,10 +39,16 @@ def source(name: str) -> str:
 
 def live(name: str, group: str) -> dict:
     """check id -> message of `group`'s checks, the definitions run here as a notebook's."""
-    namespace = {"__name__": "__main__"}
-    exec(compile(source(name), f"{name}.py", "exec"), namespace)
-    return {r.check.id: " ".join(r.message.split()) for r in
-            grade_namespace(namespace, "01_mnist_dnn", group).results if not r.passed}
+    # A real module registered as __main__, as a kernel's namespace is: torch.export looks up
+    # the globals of forward through sys.modules['__main__'] (here pytest's own).
+    module, saved = types.ModuleType("__main__"), sys.modules["__main__"]
+    sys.modules["__main__"] = module
+    try:
+        exec(compile(source(name), f"{name}.py", "exec"), module.__dict__)
+        return {r.check.id: " ".join(r.message.split()) for r in
+                grade_namespace(vars(module), "01_mnist_dnn", group).results if not r.passed}
+    finally:
+        sys.modules["__main__"] = saved
 
 
 ORDER = "zero_grad → forward → loss → backward → step, in that order"
@@ -78,7 +87,8 @@ def test_the_order_is_named_from_the_jail_too(tmp_path):
 @pytest.mark.parametrize("name, phrase", [
     ("not_flattened", "an nn.Linear(784, 128) (or another matrix product) received inputs of "
                       "28 values in their last dimension, where it takes 784"),
-    ("flattened_when_3d_only", "for (B, 1, 28, 28) inputs your model could not be exported"),
+    ("flattened_when_3d_only", "for (B, 1, 28, 28) inputs the grader could not follow your "
+                               "forward"),
 ])
 def test_images_not_flattened_are_told_to_flatten_every_dimension_but_the_first(name, phrase):
     message = live(name, "model")["output_shape"]

@@ -111,6 +111,8 @@ VARIANTS = [
     Variant("missing_import", "correct", [(TOP, TOP + "import seaborn_is_not_installed\n")]),
     Variant("batches_over_255", "correct", [
         (BATCH_LOSS, BATCH_LOSS.replace("x_train[batch]", "x_train[batch] / 255"))]),
+    Variant("relu_inplace", "correct", [  # the torchvision idiom, on a fresh intermediate
+        (RELU, "        x = nn.functional.relu(self.hidden(x), inplace=True)\n")]),
     Variant("batches_standardised", "correct", [
         (BATCH_LOSS, BATCH_LOSS.replace("x_train[batch]", "(x_train[batch] - 0.1307) / 0.3081"))]),
     # ------------------------------------------------------------------ buggy: model
@@ -130,6 +132,13 @@ VARIANTS = [
             {"gradients_reach_all_parameters"}, {"gradients_reach_all_parameters": "exactly zero"}),
     Variant("scaled_logits", "buggy", [(FORWARD_END, "        return 100 * self.out(x)\n")],
             {"initial_loss"}, {"initial_loss": "ln 10"}),
+    # a non-linearity after the last layer: the logits cannot be negative
+    Variant("relu_on_logits", "buggy", [(FORWARD_END, "        return torch.relu(self.out(x))\n")],
+            {"logits_not_probabilities"}, {"logits_not_probabilities": "ends with a ReLU"},
+            hidden=False),
+    Variant("sigmoid_on_logits", "buggy", [
+        (FORWARD_END, "        return torch.sigmoid(self.out(x))\n")],
+        {"logits_not_probabilities"}, {"logits_not_probabilities": "ends with a sigmoid"}),
     Variant("nan_on_blank", "buggy", [(FLATTEN, FLATTEN + "        x = x / x.amax(dim=1, keepdim=True)\n")],
             {"finite_outputs"}, {"finite_outputs": "blank"}),
     Variant("linear_model", "buggy", [(RELU, "        x = self.hidden(x)\n")], hidden=False),
@@ -252,8 +261,9 @@ VARIANTS = [
             None, hidden=False),
     Variant("hang_grader", "adversarial", [
         (FLATTEN, FLATTEN + SPIN_WHEN_EXPORTED)], MODEL_CHECKS,
-        says={"output_shape": "could not be exported",
-              "min_test_accuracy": "could not be exported"}, hidden=False, limits=SHORT),
+        says={"output_shape": "could not follow your forward",
+              "min_test_accuracy": "could not follow your trained model's forward"},
+        hidden=False, limits=SHORT),
 ]
 
 BY_NAME = {v.name: v for v in VARIANTS}

@@ -36,6 +36,9 @@ class HiddenSpec:
     fixed_batch: str      # why export failed when forward fixed the batch size
     unchanged: str        # why training changed no parameter, and the fix
     too_weak: str         # the likely causes of a test accuracy under the threshold
+    # In the clean child, on the trained program: why it is not the kind of model the lesson
+    # asks for (lesson 02: a CNN), whatever its accuracy, or None
+    requirement: Callable[[torch.nn.Module], str | None] | None = None
 
     def record(self):
         return importlib.import_module(self.lesson).LESSON
@@ -79,13 +82,15 @@ def probe_eval(ns: dict, paths: dict, secret: int, spec: HiddenSpec) -> dict:
     """Check the exported program, then predict the test images and the training images picked
     by the grader's secret, and the agreement images (logits)."""
     if "model" not in paths:
-        raise graphs.GraphRejected("no exported model came back")
+        raise graphs.GraphRejected("no trained model came back")
     module = graphs.load(Path(paths["model"]).read_bytes(), spec.record().budgets["numbers"])
     sets = fx.hidden_sets(secret)
     out = {name: graphs.predict(module, spec.images(x), fx.EXPORT_CHUNK).argmax(dim=1)
            .to(torch.uint8) for name, (x, _) in sets.items()}
     agree = spec.images(fx.train_slice(0, fx.AGREE_N)[0])
     out["agree"] = graphs.predict(module, agree, fx.EXPORT_CHUNK)
+    if spec.requirement is not None:
+        out["unmet"] = part(lambda: spec.requirement(module))
     return out
 
 
@@ -95,9 +100,10 @@ def min_test_accuracy(data, ctx, spec: HiddenSpec) -> Verdict:
     """Scores come from the clean child, on images and a secret the jail never saw; what the
     jail reported ("changed", its eager outputs) can only fail the check, never pass it."""
     if "export_error" in data:
-        return Verdict(False, f"your trained model could not be exported for testing "
-                              f"({data['export_error']}): forward must take a batch of images "
-                              f"and return the logits tensor, with no Python-side effects")
+        return Verdict(False, f"the grader could not follow your trained model's forward as "
+                              f"PyTorch operations to test it ({data['export_error']}): forward "
+                              f"must take a batch of images and return the logits tensor, with "
+                              f"no Python-side effects")
     if data.get("changed") == 0:
         return Verdict(False, spec.unchanged, {"changed": 0})
     outcome = data["evaluation"]
@@ -106,7 +112,30 @@ def min_test_accuracy(data, ctx, spec: HiddenSpec) -> Verdict:
     differs = disagreement(data.get("eager"), outcome["data"]["agree"])
     if differs:
         return Verdict(False, differs)
-    return _threshold(_scores(outcome["data"], data["secret"]), spec)
+    verdict = _threshold(_scores(outcome["data"], data["secret"]), spec)
+    unmet = _unmet(outcome["data"], spec)
+    if unmet:
+        return Verdict(False, f"{unmet} (test accuracy {verdict.details['test_accuracy']:.2%}: "
+                              f"it does not count)", {**verdict.details, "unmet": unmet})
+    return verdict
+
+
+def _unmet(found: dict, spec: HiddenSpec) -> str | None:
+    """Why the trained program is not the kind of model the lesson asks for, or None."""
+    if spec.requirement is None:
+        return None
+    part = found.get("unmet")
+    if not (isinstance(part, dict) and part.get("ok")):
+        return "the grader could not inspect your trained model's layers"
+    return part["value"] if isinstance(part["value"], str) else None
+
+
+def public_line(details: dict) -> str | None:
+    """What a student sees of the hidden check's details: the accuracy against the bar."""
+    test, minimum = details.get("test_accuracy"), details.get("threshold")
+    if not (isinstance(test, float) and isinstance(minimum, float)):
+        return None
+    return f"test accuracy {test:.2%}, at least {percent(minimum)} needed"
 
 
 def _rejected(error: dict, ctx) -> str:

@@ -21,6 +21,20 @@ def value_of(part: dict, ctx, doing: str):
     return None, Verdict(False, text if error["type"] in SELF_EXPLAINING else f"{doing}: {text}")
 
 
+def each_case(cases: list, parts, ctx, call) -> tuple[list | None, Verdict | None]:
+    """[(case, the value the probe's part for it returned)], or (None, the verdict on the first
+    case that raised); `call(case)` names the call in that verdict."""
+    if not isinstance(parts, list) or len(parts) != len(cases):
+        raise ValueError("malformed results: not one per case")
+    returned = []
+    for case, part in zip(cases, parts):
+        value, failed = value_of(part, ctx, f"{call(case)} raised")
+        if failed:
+            return None, failed
+        returned.append((case, value))
+    return returned, None
+
+
 def close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-4) -> bool:
     """Equal up to float rounding, relative to the scale of what is compared (NaN == NaN)."""
     if a.shape != b.shape or not torch.equal(a.isnan(), b.isnan()):
@@ -41,8 +55,9 @@ def disagreement(eager, exported: torch.Tensor) -> str | None:
                 "images): forward must return a (B, 10) logits tensor")
     if close(claimed, exported):
         return None
-    return ("your model gives other outputs once exported than when it runs: forward must not "
-            "depend on torch.compiler.is_exporting(), is_tracing() or on Python state")
+    return ("your model gives other outputs when traced (followed as PyTorch operations) than "
+            "when it runs: forward must not depend on torch.compiler.is_exporting(), "
+            "is_tracing() or on Python state")
 
 
 def percent(fraction: float) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +40,13 @@ class ModelSpec:
     export_hints: tuple = ()       # the same, for an error that stopped the export
     eager_hints: tuple = ()        # the same, when the model raised on the main layout
     layer_example: str = "self.fc1 = nn.Linear(...)"
+    # (an error's message, the model probe's data) -> its cause and fix, or None: tried before
+    # the phrase hints, for causes that need the numbers of the error (lesson 02's shapes)
+    diagnose: Callable[[str, dict], str | None] | None = None
 
     def max_numbers(self) -> int:
-        """The lesson's budget of parameters, buffers and constants (its Lesson record)."""
+        """The most parameters, buffers and constants the clean child takes (the Lesson record's
+        budgets["numbers"]); a lesson may allow fewer as one of its checks."""
         return int(importlib.import_module(self.lesson).LESSON.budgets["numbers"])
 
     def images(self, x: torch.Tensor, label: str | None = None) -> torch.Tensor:
@@ -108,7 +112,7 @@ def programs(paths: dict, spec: ModelSpec) -> dict:
 def main_program(modules: dict, spec: ModelSpec):
     """The program of the main layout, or GraphRejected: without it nothing can be checked."""
     if spec.main not in modules:
-        raise graphs.GraphRejected(f"your model could not be exported for {spec.main} inputs")
+        raise graphs.GraphRejected(f"{graphs.UNTRACED} for {spec.main} inputs")
     if not modules[spec.main]["ok"]:
         raise graphs.GraphRejected(modules[spec.main]["error"]["message"])
     return modules[spec.main]["value"]
@@ -128,13 +132,22 @@ def gather(modules: dict, model, spec: ModelSpec) -> dict:
                 "blank": part(lambda: _batched(model, blank)),
                 "white": part(lambda: _batched(model, torch.ones_like(blank)))}
     data["grads"] = part(lambda: _gradients(model, x[:fx.MODEL_BATCH], y[:fx.MODEL_BATCH]))
+    data["last"] = part(lambda: graphs.final_operation(model))
+    data["constant"] = part(lambda: constant_weights(model))
     return data
+
+
+def constant_weights(model) -> list[str]:
+    """The weights (2 dimensions or more) whose values are all the same, e.g. all zeros: their
+    units start identical and stay identical (a zero or constant initialisation)."""
+    return [name for name, p in model.named_parameters()
+            if p.dim() >= 2 and p.numel() > 1 and bool((p == p.reshape(-1)[0]).all())]
 
 
 def _shape(modules: dict, images, shape, spec: ModelSpec) -> list[int]:
     label = next(label for label, layout in spec.layouts.items() if tuple(shape[1:]) == layout)
     if label not in modules:
-        raise graphs.GraphRejected(f"your model could not be exported for {label} inputs")
+        raise graphs.GraphRejected(f"{graphs.UNTRACED} for {label} inputs")
     if not modules[label]["ok"]:
         raise graphs.GraphRejected(modules[label]["error"]["message"])
     n = shape[0]

@@ -10,10 +10,14 @@ TEXTS = {
         "outputs depend on the other images of the batch: never normalise over dim=0",
         "each image's output is independent of the other images in the batch"),
     "logits_not_probabilities": (
-        "forward returns logits, not probabilities",
+        "forward returns logits: no softmax, sigmoid or ReLU after the last layer",
         "each output row sums to 1, so forward returns probabilities: remove the final "
         "softmax — nn.CrossEntropyLoss applies (log-)softmax itself",
-        "forward returns logits (rows do not sum to 1)"),
+        "forward returns logits, free to take any value"),
+    "output_depends_on_the_image": (
+        "different images give different outputs",
+        "your model gives the same output for every image",
+        "the outputs change with the image"),
     "gradients_reach_all_parameters": (
         "every parameter receives a non-zero gradient",
         "some parameters receive no gradient (or only zeros): remove .detach()/.data from "
