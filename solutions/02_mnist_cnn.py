@@ -20,8 +20,8 @@
 # the same training loop, a network built for images.
 #
 # **Objectives**
-# - understand what a convolution computes: a small kernel slid over the image, the same
-#   weights at every position;
+# - understand what a convolution computes — a small kernel slid over the image, the same
+#   weights at every position — by computing one yourself;
 # - follow the shape of a batch through convolutions and poolings, and compute it yourself;
 # - see what a convolutional network (a "CNN") gains over lesson 01's fully connected one:
 #   fewer parameters, more accuracy;
@@ -29,10 +29,10 @@
 #
 # **What you already have.** Lesson 01's `fit`, `evaluate` and `accuracy` — the functions you
 # wrote there — are imported from `shared/training.py`, which holds lesson 01's reference
-# solution. Here you write two new things.
+# solution. Here you write three new things.
 #
 # **How this lesson works.** Run the cells in order, from the top (Shift+Enter runs a cell and
-# moves to the next). Two cells have a gap marked `# TODO (gap N)`: replace its
+# moves to the next). Three cells have a gap marked `# TODO (gap N)`: replace its
 # `raise NotImplementedError(...)` line with your code, run the cell, then run the `check(...)`
 # cell below it: it shows ✓ or ✗ for each check, with a hint under each ✗. After a kernel
 # restart, run the cells above again before a check (Run ▸ Run All Above Selected Cell).
@@ -112,10 +112,48 @@ print("every position:\n", by_torch[0, 0])
 # %% [markdown]
 # **Channels.** A colour image has 3 values per pixel, the channels red, green and blue; our
 # grey digits have 1. A convolution layer `nn.Conv2d(in_channels, out_channels, kernel_size)`
-# holds `out_channels` kernels, each spanning all the input channels: each kernel makes one
-# output map, so a batch (B, C_in, H, W) becomes (B, C_out, H', W'). It holds
-# C_out × (C_in × k × k + 1) parameters (one bias per kernel), whatever the image's size.
+# holds `out_channels` kernels, each spanning all the input channels: a kernel of shape
+# (C_in, k, k) multiplies the C_in × k × k values under it and sums them all, plus one number
+# of its own, its **bias**. Each kernel makes one output map, so a batch (B, C_in, H, W) becomes
+# (B, C_out, H', W'). The layer holds C_out × (C_in × k × k + 1) parameters, whatever the
+# image's size.
 #
+# Your turn: compute a convolution yourself, for one image of any number of channels, with no
+# padding and a step of one pixel — what `F.conv2d` computes. The output value of kernel `o` at
+# position (r, s) is `bias[o]` plus the sum of the window of `x` under the kernel there, times
+# the kernel, element by element. How many positions are there along each side? The example
+# above answers for a 5 × 6 image and a 3 × 3 kernel.
+
+# %%
+def conv2d_by_hand(x, weight, bias):
+    """F.conv2d for one image, no padding, stride 1: x (C_in, H, W), weight (C_out, C_in, kh, kw)
+    and bias (C_out,) give the C_out output maps."""
+    # TODO (gap 1): compute every output value from the window under the kernel, with loops
+    #   over the output positions (or x.unfold) — not with F.conv2d or nn.Conv2d.
+    ### BEGIN SOLUTION
+    c_out, c_in, kh, kw = weight.shape
+    height, width = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    out = x.new_empty(c_out, height, width)
+    for r in range(height):
+        for s in range(width):
+            window = x[:, r:r + kh, s:s + kw]  # (C_in, kh, kw), under every kernel
+            out[:, r, s] = (weight * window).sum(dim=(1, 2, 3)) + bias  # (C_out,)
+    return out
+    ### END SOLUTION
+
+
+print(conv2d_by_hand(image[None], kernel[None, None], torch.zeros(1)))  # the edge, by hand
+x_some, weight_some, bias_some = torch.randn(3, 7, 9), torch.randn(4, 3, 3, 2), torch.randn(4)
+print("the same as F.conv2d:", torch.allclose(conv2d_by_hand(x_some, weight_some, bias_some),
+                                              F.conv2d(x_some[None], weight_some, bias_some)[0],
+                                              atol=1e-5))
+
+# %%
+from autograder.lessons.mnist_cnn import check
+
+check("conv")
+
+# %% [markdown]
 # **Pooling.** A 2 × 2 max-pooling keeps the largest value of each 2 × 2 block: it halves each
 # side, has no parameters, and gives the same result when a feature moves by a pixel inside its
 # block.
@@ -126,32 +164,35 @@ print(F.max_pool2d(torch.arange(16.).reshape(1, 4, 4), kernel_size=2))  # (1, 4,
 # %% [markdown]
 # ## 3. Output sizes: padding, stride, pooling
 #
-# Along each side, a window of `kernel_size` pixels fits `size - kernel_size + 1` times. The
-# **stride** is the step between two positions (1 for our convolutions, 2 for a 2 × 2 pooling,
-# which sees each pixel once); **padding** adds `padding` zeros on each border first:
+# Your `conv2d_by_hand` slid its window one pixel at a time. The **stride** is the step between
+# two positions (1 for our convolutions, 2 for a 2 × 2 pooling, which sees each pixel once);
+# **padding** adds `padding` zeros on each border first. Count the positions:
 #
 #     input, size 6:        a b c d e f
 #     kernel 3, stride 1:   [a b c]
 #                             [b c d]
 #                               [c d e]
-#                                 [d e f]       4 outputs = (6 - 3) // 1 + 1
-#     kernel 2, stride 2:   [a b][c d][e f]     3 outputs = (6 - 2) // 2 + 1
-#     padding 1:          0 a b c d e f 0       kernel 3: 6 outputs = (6 + 2 - 3) // 1 + 1
+#                                 [d e f]       4 positions
+#     kernel 2, stride 2:   [a b][c d][e f]     3 positions
+#     kernel 3, stride 2:   [a b c]
+#                                 [c d e]       2 positions: a window must fit entirely
+#     padding 1:          0 a b c d e f 0       kernel 3, stride 1: 6 positions
 #
-# In general: `(size + 2 × padding - kernel_size) // stride + 1`, the same formula for a
-# convolution and a pooling, along the height and along the width.
+# Write the count for any size, kernel size, stride and padding: the same for a convolution and
+# a pooling, along the height and along the width. Check it on the examples above, by hand.
 
 # %%
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
     """The side of the output of a convolution or pooling over a side of `size` pixels."""
-    # TODO (gap 1): return the number of positions the window takes along one side: see the
-    #   formula above (// is Python's integer division, so the result is an int).
+    # TODO (gap 2): return the number of positions the window takes along one side, as an int
+    #   (// is Python's integer division).
     ### BEGIN SOLUTION
     return (size + 2 * padding - kernel_size) // stride + 1
     ### END SOLUTION
 
 
-print(conv_output_size(6, 3), conv_output_size(6, 2, stride=2), conv_output_size(6, 3, padding=1))
+print(conv_output_size(6, 3), conv_output_size(6, 2, stride=2), conv_output_size(6, 3, stride=2),
+      conv_output_size(6, 3, padding=1))
 conv = nn.Conv2d(1, 1, kernel_size=5, stride=2, padding=1)
 print(tuple(conv(torch.zeros(1, 1, 28, 28)).shape), "vs", conv_output_size(28, 5, 2, 1))
 
@@ -170,24 +211,29 @@ check("size")
 # (every stride multiplies it). The network of this lesson:
 
 # %%
-side, field, jump = 28, 1, 1
-print(f"{'layer':<11}{'output side':>12}{'receptive field':>17}")
+field, jump = 1, 1
+print(f"{'layer':<11}{'receptive field':>17}")
 for name, kernel_size, stride in [("conv1 5×5", 5, 1), ("pool 2×2", 2, 2),
                                   ("conv2 5×5", 5, 1), ("pool 2×2", 2, 2)]:
-    side = conv_output_size(side, kernel_size, stride)
     field, jump = field + (kernel_size - 1) * jump, jump * stride
-    print(f"{name:<11}{side:>12}{field:>14} × {field}")
+    print(f"{name:<11}{field:>14} × {field}")
 
 # %% [markdown]
-# After the second pooling, each of the 4 × 4 positions sees 16 × 16 pixels of the digit: a
-# few strokes and where they meet. The linear layers that follow see all positions at once.
+# After the second pooling, each value sees 16 × 16 pixels of the digit: a few strokes and
+# where they meet. The linear layers that follow see all positions at once.
 
 # %% [markdown]
 # ## 5. Create the model
 #
-#     (B, 1, 28, 28) → conv1 (16 kernels 5×5) → (B, 16, 24, 24) → max-pool 2, ReLU → (B, 16, 12, 12)
-#                    → conv2 (32 kernels 5×5) → (B, 32, 8, 8)   → max-pool 2, ReLU → (B, 32, 4, 4)
-#                    → flatten → (B, 512) → Linear, ReLU → (B, 128) → Linear → (B, 10)
+#     images (B, 1, 28, 28)
+#       → conv1: 16 kernels of 5 × 5 → max-pool 2 × 2 → ReLU
+#       → conv2: 32 kernels of 5 × 5 → max-pool 2 × 2 → ReLU
+#       → flatten → Linear to 128 → ReLU → Linear to 10: the logits
+#
+# What shape does a batch have after each step? Work it out with `conv_output_size`, and write
+# it as a comment beside each line of `forward`, as in lesson 01 (`# (B, 16, 24, 24)` ...). The
+# first `Linear` takes the flattened maps: compute its `in_features` in `__init__` from the
+# sides `conv_output_size` gives, layer by layer from 28 — change a kernel and it follows.
 #
 # No padding: the digits sit in the middle of the image, its borders are blank. We pool before
 # the ReLU: the ReLU keeps the order of numbers, so the largest of four values after a ReLU is
@@ -201,19 +247,17 @@ for name, kernel_size, stride in [("conv1 5×5", 5, 1), ("pool 2×2", 2, 2),
 # and `evaluate` call `model.eval()`.
 #
 # `forward` receives (B, 28, 28), as `fit` gives it, or (B, 1, 28, 28): a convolution needs the
-# channel dimension, so add it when it is missing. The size of the flattened output is computed
-# with `conv_output_size`, not copied from the sketch: change a kernel and it follows.
+# channel dimension, so add it when it is missing.
 
 # %%
 class MyCNN(nn.Module):
     """Two convolutions (16 and 32 kernels of 5 × 5), each followed by a 2 × 2 max-pooling and
-    a ReLU, then 512 → 128 → 10 with dropout; returns logits."""
+    a ReLU, then two linear layers with dropout before each; returns logits."""
 
     def __init__(self):
         super().__init__()
-        # TODO (gap 2): create conv1 (1 → 16 channels, 5 × 5), conv2 (16 → 32, 5 × 5), a 2 × 2
-        #   max-pooling, nn.Dropout(0.25), then a Linear from the flattened size (computed with
-        #   conv_output_size, side by side from 28) to 128 and a Linear 128 → 10.
+        # TODO (gap 3): create the layers of the sketch and nn.Dropout(0.25); compute the first
+        #   Linear's in_features with conv_output_size.
         ### BEGIN SOLUTION
         self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
         self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
@@ -228,9 +272,9 @@ class MyCNN(nn.Module):
         ### END SOLUTION
 
     def forward(self, x):
-        # TODO (gap 2): add the channel dimension if x is (B, 28, 28); conv1, pool, ReLU;
-        #   conv2, pool, ReLU; flatten every dimension but the first; dropout, hidden, ReLU,
-        #   dropout, output. Write each line's output shape in a comment; no softmax.
+        # TODO (gap 3): the steps of the sketch, after adding the channel dimension to
+        #   (B, 28, 28) inputs, with dropout before each Linear. Write each line's output shape
+        #   in a comment; no softmax.
         ### BEGIN SOLUTION
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (B, 1, 28, 28): one channel
@@ -393,8 +437,11 @@ plots.plot_images(x_test, y_test, indices=cnn_only[:24], y_pred=dnn_pred, column
 # %% [markdown]
 # ## Graded by your instructor
 #
-# When your notebook is graded, a hidden check also trains your `MyCNN` with `fit` and measures
-# its accuracy on the test images.
+# When your notebook is graded, a hidden check also trains a fresh `MyCNN` with `fit`, for one
+# epoch in mini-batches of 64, and measures its accuracy on the test images (shuffled, with a
+# little noise). It must be a convolutional network — convolutions whose kernels see
+# neighbouring pixels, and non-linearities — and reach the lesson's minimum accuracy; the
+# grader tells you the accuracy it measured.
 
 # %%
 # Hidden check, run when your notebook is graded: the minimum test accuracy.

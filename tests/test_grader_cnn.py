@@ -14,6 +14,7 @@ from autograder.engine.checks import UsageError
 from autograder.engine.grading import grade
 from autograder.lessons import mnist_cnn
 from autograder.lessons.common import graphs
+from autograder.lessons.mnist_cnn import probes
 from submissions.catalogue import write as write_lesson_01
 from submissions.cnn_catalogue import VARIANTS, write
 from submissions.grading import grade_variants, messages
@@ -54,6 +55,61 @@ def test_the_hidden_threshold_is_the_lesson_records(graded):
     result = next(r for r in graded["reference"].results if r.check.id == "min_test_accuracy")
     assert result.details["threshold"] == mnist_cnn.LESSON.thresholds["min_test_accuracy"]
     assert result.details["test_accuracy"] >= result.details["threshold"]
+
+
+def test_the_student_sees_the_hidden_accuracy_against_the_bar(graded):
+    """A hidden check shows its verdict only, and here the accuracy it measured: a student who
+    fails it knows by how much."""
+    for name in ("reference", "adaptive_avg_pool"):
+        result = next(r for r in graded[name].results if r.check.id == "min_test_accuracy")
+        shown = result.public_message()
+        accuracy, bar = result.details["test_accuracy"], result.details["threshold"]
+        assert f"test accuracy {accuracy:.2%}, at least {bar * 100:g}% needed" in shown, shown
+        assert result.check.success in shown  # the generic text stays
+
+
+def test_a_fully_connected_network_fails_the_hidden_check_whatever_its_accuracy(graded):
+    result = next(r for r in graded["mlp_behind_1x1_convolution"].results if r.check.hidden)
+    assert not result.passed
+    assert "runs no convolution whose kernel sees neighbouring pixels" in result.message
+    assert result.details["unmet"] and result.details["test_accuracy"] > 0.9  # it learned
+
+
+@pytest.mark.parametrize("name", ["size_no_plus_one", "size_ignores_stride", "size_numpy_floor",
+                                  "size_true_division", "size_unfilled"])
+def test_a_slip_in_gap_2_costs_gap_2s_points_only(graded, name):
+    """MyCNN is built with the grader's conv_output_size: the model checks all pass, and say
+    that the notebook's own MyCNN differs."""
+    report = graded[name]
+    lost = {r.check.group for r in report.results if not r.passed}
+    assert lost == {"size"}, messages(report)
+    assert report.score >= report.max_score - mnist_cnn.LESSON.group_points("size")
+    shape = next(r for r in report.results if r.check.id == "output_shape")
+    assert "gap 2" in shape.message, shape.message
+
+
+def test_no_student_message_speaks_of_exporting(graded):
+    """The grader's way of reading a model is not the student's concern."""
+    said = [(name, r.check.id, r.public_message()) for name, report in graded.items()
+            for r in report.results if "exported" in r.public_message()]
+    assert not said, said
+
+
+def test_points_per_gap():
+    """The contract with nbgrader's grade cells: 25 points, each gap's group its own."""
+    assert {group: mnist_cnn.LESSON.group_points(group) for group in mnist_cnn.LESSON.groups} \
+        == {"conv": 3, "size": 3, "model": 12, "hidden": 7}
+    assert mnist_cnn.LESSON.gaps == {"conv2d_by_hand": 1, "conv_output_size": 2, "MyCNN": 3}
+
+
+def test_the_cases_of_the_two_computed_gaps_are_drawn_anew_each_grading():
+    one, two = probes.conv_cases(1), probes.conv_cases(2)
+    assert not all(torch.equal(a["x"], b["x"]) for a, b in zip(one[1:], two[1:]))
+    shapes = [tuple(case["weight"].shape) for case in one]
+    assert any(kh != kw for *_, kh, kw in shapes)  # non-square kernels among them
+    assert len({c_in for _, c_in, _, _ in shapes}) > 1  # several input channels
+    assert probes.size_cases(1) != probes.size_cases(2)
+    assert {"conv", "size"} <= mnist_cnn.LESSON.secret
 
 
 def test_a_lesson_01_notebook_is_refused_as_lesson_02(tmp_path):

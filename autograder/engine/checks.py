@@ -29,6 +29,7 @@ class Check:
     fail: str
     success: str
     hidden: bool = False
+    public: Callable[[dict], str | None] | None = None  # hidden: what students see of details
 
 
 @dataclass
@@ -57,9 +58,12 @@ class CheckResult:
         return float(self.check.points)
 
     def public_message(self) -> str:
-        """What a student sees: hidden checks show only their verdict and generic text."""
+        """What a student sees: hidden checks show only their verdict and generic text, and what
+        their `public` takes from the details (lesson 02: the accuracy against the bar)."""
         if self.check.hidden:
             text = self.check.success if self.passed else self.check.fail
+            shown = self.check.public(self.details) if self.check.public else None
+            text = f"{text} ({shown})" if shown else text
         else:
             text = self.message
         return f"{text} — {self.hint}" if self.hint else text

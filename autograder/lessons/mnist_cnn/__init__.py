@@ -19,23 +19,27 @@ LESSON = Lesson(
             "lesson 01's DNN on the same test set (after Fidle's MNIST CNN)",
     checks=CHECKS, gaps=GAPS, what=WHAT, clean=CLEAN, time_factor=TIME_FACTOR,
     probes="autograder.lessons.mnist_cnn.probes",
-    secret=frozenset({"size"}),  # conv_output_size's cases are drawn anew for each grading
-    # A layer size that is a float fails in MyCNN (gap 2), but its cause is gap 1's `/`.
+    # the cases of conv2d_by_hand and conv_output_size are drawn anew for each grading
+    secret=frozenset({"conv", "size"}),
+    # MyCNN is built with the grader's conv_output_size: a float size is the student's own `/`
     hints={r"\bfloat\b.*\bint|\bint.*\bfloat\b|'float' object cannot be interpreted":
-           "a size that is a float usually comes from conv_output_size (gap 1): divide with // "
-           "so that it returns an int"},
+           "a layer size is a float: sizes are ints — compute them with // (integer "
+           "division), never /"},
     data=datacache.files_for,
-    # Parameters + buffers + constants. The solution holds 80,202; 250,000 leaves room for
-    # twice its kernels or a wider hidden layer, and refuses a CNN that ends in a DNN-sized
-    # dense layer (pytorch/examples' MNIST CNN: 1.2M, 1.18M of them in its 9,216 → 128 layer):
-    # this lesson is about doing better than lesson 01 with fewer parameters.
-    budgets={"numbers": 250_000},
-    # One epoch of the lesson's fit on 60,000 images (benchmarks/bench_grader_cnn.py
-    # --calibrate): the lesson's CNN and its honest variations reach 97.2-98.4 % on the noisy
-    # test set, the lowest minus 1 % is 96.2 %; an affine one reaches 90.9 %, one that pools the
-    # image away 63 %. Weaker designs (one small convolution: 95.3 %; global pooling: 91.1 %)
-    # are under the lesson's bar after one epoch.
-    thresholds={"min_test_accuracy": 0.96},
+    # "parameters": this lesson's rule (parameter_budget, 1 point), parameters + buffers. The
+    # solution holds 80,202; 250,000 leaves room for twice its kernels or a wider hidden layer,
+    # and refuses a CNN that ends in a DNN-sized dense layer (pytorch/examples' MNIST CNN: 1.2M,
+    # 1.18M of them in its 9,216 → 128 layer): this lesson is about doing better than lesson 01
+    # with fewer parameters. "numbers": what the clean child takes at all (parameters, buffers,
+    # constants), so that a model over the lesson's rule is still checked and tested.
+    budgets={"parameters": 250_000, "numbers": 2_000_000},
+    # One epoch of the lesson's fit in batches of 64 on 60,000 images (benchmarks/
+    # bench_grader_cnn.py --calibrate --seeds 0 1 2, on the noisy test set): the lesson's CNN
+    # and its honest variations reach 96.6-98.7 %, those that end in a global average pooling
+    # 92.1-94.0 %: the lowest minus 2 % is 90 %. Accuracy cannot tell a CNN from what is not
+    # one — a fully connected network reaches 96-97 %, a linear classifier 91 % — so the hidden
+    # check also requires the trained program to convolve and to bend (probes.a_cnn).
+    thresholds={"min_test_accuracy": 0.90},
     minutes=90,
 )
 
