@@ -237,7 +237,7 @@ def exported_bytes(model: nn.Module) -> bytes:
 
 
 @pytest.mark.parametrize("model, phrase", [
-    (Counter(), "changes a tensor in place"),
+    (Counter(), "changes a buffer or its input in place"),
     (Lookup(), "does not allow"),
     (Huge(), "at most 1,000,000"),
 ], ids=["stateful", "lookup", "over_budget"])

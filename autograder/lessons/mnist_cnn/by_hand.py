@@ -131,6 +131,9 @@ def conv_by_hand_own_work(data, ctx) -> Verdict:
                               f"({', '.join(str(n) for n in library[:3])}): compute each output "
                               f"value from the window under the kernel yourself — loops over "
                               f"the positions, or x.unfold", {"library": library[:10]})
+    _, failed = _returned(data, ctx)
+    if failed:  # not filled yet, or it raised: the same words as conv_by_hand_values
+        return failed
     values = conv_by_hand_values(data, ctx)
     if not values.passed:
         return Verdict(False, "conv2d_by_hand uses no convolution of PyTorch, but its values "
