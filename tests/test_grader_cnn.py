@@ -72,7 +72,7 @@ def test_a_fully_connected_network_fails_the_hidden_check_whatever_its_accuracy(
     result = next(r for r in graded["mlp_behind_1x1_convolution"].results if r.check.hidden)
     assert not result.passed
     assert "runs no convolution whose kernel sees neighbouring pixels" in result.message
-    assert result.details["unmet"] and result.details["test_accuracy"] > 0.9  # it learned
+    assert result.details["unmet"] and result.details["test_accuracy"] > 0.8  # it learned
 
 
 @pytest.mark.parametrize("name", ["size_no_plus_one", "size_ignores_stride", "size_numpy_floor",

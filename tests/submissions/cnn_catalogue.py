@@ -3,7 +3,7 @@
 Each variant names the checks it must fail (all others must pass) and, for most, a phrase its
 message must contain: the cause the student has. `fails` lists public checks; `hidden` is the
 expected verdict of min_test_accuracy for the variants whose hidden check the tests run (None:
-not run: it trains a CNN on 60,000 images). The kinds: "correct" (full marks), "buggy" (the
+not run: it trains a CNN on 12,000 images). The kinds: "correct" (full marks), "buggy" (the
 named checks fail, with their cause), "adversarial" (contained, no undeserved points).
 """
 from __future__ import annotations

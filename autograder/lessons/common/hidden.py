@@ -39,6 +39,7 @@ class HiddenSpec:
     # In the clean child, on the trained program: why it is not the kind of model the lesson
     # asks for (lesson 02: a CNN), whatever its accuracy, or None
     requirement: Callable[[torch.nn.Module], str | None] | None = None
+    train_images: int | None = None  # the first N images of the training split (None: all)
 
     def record(self):
         return importlib.import_module(self.lesson).LESSON
@@ -58,7 +59,8 @@ def probe(ns: dict, spec: HiddenSpec) -> dict:
     need(ns, *spec.needs)  # MissingName for the first name the submission lacks
     cls = ns[spec.name]
     data = fx.mnist()
-    x, y = data["x_train"].clone(), data["y_train"].clone()
+    n = spec.train_images or len(data["x_train"])
+    x, y = data["x_train"][:n].clone(), data["y_train"][:n].clone()
     x_val, y_val = x[:fx.HIDDEN_VAL].clone(), y[:fx.HIDDEN_VAL].clone()
     model = cls()
     before = [p.detach().clone() for p in model.parameters()]

@@ -33,13 +33,15 @@ LESSON = Lesson(
     # with fewer parameters. "numbers": what the clean child takes at all (parameters, buffers,
     # constants), so that a model over the lesson's rule is still checked and tested.
     budgets={"parameters": 250_000, "numbers": 2_000_000},
-    # One epoch of the lesson's fit in batches of 64 on 60,000 images (benchmarks/
-    # bench_grader_cnn.py --calibrate --seeds 0 1 2, on the noisy test set): the lesson's CNN
-    # and its honest variations reach 96.6-98.7 %, those that end in a global average pooling
-    # 92.1-94.0 %: the lowest minus 2 % is 90 %. Accuracy cannot tell a CNN from what is not
-    # one — a fully connected network reaches 96-97 %, a linear classifier 91 % — so the hidden
+    # One epoch of the lesson's fit in batches of 64 on the first 12,000 training images
+    # (probes.HIDDEN_IMAGES; benchmarks/bench_grader_cnn.py --calibrate --seeds 0 1 2, on the
+    # noisy test set): the lesson's CNN and its honest variations reach 91.4-97.0 %, those that
+    # end in a global average pooling, which learn slowly, 63.4-77.1 %: the lowest minus 1.5 %,
+    # rounded down, is 60 %. (On all 60,000 images: 96.6-98.7 % and 92.1-94.0 %, but a grading
+    # took 45 s of one core.) The bar fails a CNN that does not learn; accuracy cannot tell a
+    # CNN from what is not one — a fully connected network reaches 91 % here — so the hidden
     # check also requires the trained program to convolve and to bend (probes.a_cnn).
-    thresholds={"min_test_accuracy": 0.90},
+    thresholds={"min_test_accuracy": 0.60},
     minutes=90,
 )
 
