@@ -35,13 +35,15 @@ LESSON = Lesson(
     budgets={"parameters": 250_000, "numbers": 2_000_000},
     # One epoch of the lesson's fit in batches of 64 on the first 12,000 training images
     # (probes.HIDDEN_IMAGES; benchmarks/bench_grader_cnn.py --calibrate --seeds 0 1 2, on the
-    # noisy test set): the lesson's CNN and its honest variations reach 91.4-97.0 %, those that
-    # end in a global average pooling, which learn slowly, 63.4-77.1 %: the lowest minus 1.5 %,
-    # rounded down, is 60 %. (On all 60,000 images: 96.6-98.7 % and 92.1-94.0 %, but a grading
-    # took 45 s of one core.) The bar fails a CNN that does not learn; accuracy cannot tell a
+    # noisy test set): the lesson's CNN and its honest variations reach 91.4-97.0 %; those that
+    # end in a global average pooling learn slowly and vary widely with the seed, 48.3-77.1 %
+    # over seeds 0-10 (--only adaptive_avg_pool global_pool_after_deep_features --seeds 0 ...
+    # 10; a bar of 60 % failed one in CI). The bar, 30 %, is far under them and three times
+    # chance: it fails a CNN that does not learn. (On all 60,000 images: 96.6-98.7 % and
+    # 92.1-94.0 %, but a grading took 45 s of one core.) Accuracy cannot tell a
     # CNN from what is not one — a fully connected network reaches 91 % here — so the hidden
     # check also requires the trained program to convolve and to bend (probes.a_cnn).
-    thresholds={"min_test_accuracy": 0.60},
+    thresholds={"min_test_accuracy": 0.30},
     minutes=90,
 )
 
