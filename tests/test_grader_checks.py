@@ -176,6 +176,31 @@ def test_the_hidden_images_come_from_the_secret_and_the_noise_is_small():
     assert 0 <= noisy.min() and noisy.max() <= 1
 
 
+def test_the_scored_training_images_are_among_those_the_model_was_trained_on():
+    """Lesson 02's hidden check trains on the first 12,000 images: its "training images" are
+    picked among them, not among 60,000 the model never saw."""
+    from autograder.lessons.common import fixtures as fx
+
+    _, picked = fx._picks(7, trained=12_000)
+    assert len(picked) == fx.TRAIN_CHECK and int(picked.max()) < 12_000
+    labels = fx.hidden_labels(7, 12_000)["train"]
+    assert torch.equal(fx.hidden_sets(7, 12_000)["train"][1], labels)
+    assert int(fx._picks(7)[1].max()) >= 12_000  # lesson 01 trains on all of them
+
+
+def test_a_weak_models_chance_lead_on_the_test_set_is_not_called_recognising_it():
+    """A correct CNN at 64 % on the test images and 62.4 % on its training images was told it
+    recognised the test images (a fixed 1.5 %); the tolerance is 3 standard errors when that
+    is more, and a real lead is still caught."""
+    from autograder.lessons.common import fixtures as fx
+    from autograder.lessons.common.hidden import _over_train_tolerance
+
+    assert 0.6402 <= 0.6236 + _over_train_tolerance(0.6402, 0.6236)
+    assert _over_train_tolerance(0.97, 0.97) == fx.TEST_OVER_TRAIN
+    assert 0.99 > 0.63 + _over_train_tolerance(0.99, 0.63)
+    assert 0.70 > 0.64 + _over_train_tolerance(0.70, 0.64)
+
+
 SECRET = 12345
 
 

@@ -27,7 +27,8 @@ EXPORT_CHUNK = 500        # the clean child runs the exported model on batches o
 TEST_NOISE = 0.02         # standard deviation of the Gaussian noise, then clamped to [0, 1]
 AGREE_N = 100             # the exported graph must give the jail's eager outputs on these images
 TRAIN_CHECK = 5000        # training images (a secret pick) are scored too: a model must not do
-TEST_OVER_TRAIN = 0.015   # better on the test set than on them by more than this
+TEST_OVER_TRAIN = 0.015   # better on the test set than on them by more than this (or than
+OVER_TRAIN_SE = 3         # this many standard errors of the difference, for a weak model)
 
 # Sample i carries code (i + 1) / STAMP_SCALE in pixel (0, 0), pixel (0, 1) is 0 and pixel (0, 2)
 # is 1: reading the three back undoes any per-sample or per-batch affine transform a * x + b
@@ -69,26 +70,27 @@ def perturbed(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x + TEST_NOISE * torch.randn(x.shape, generator=generator)).clamp_(0.0, 1.0)
 
 
-def _picks(secret: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The test set's order and the scored training images, from the grader's secret."""
+def _picks(secret: int, trained: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set's order and the scored training images, from the grader's secret: picked
+    among the first `trained` training images (None: all), those the model was trained on."""
     g = torch.Generator().manual_seed(secret)
     data = mnist()
     return (torch.randperm(len(data["y_test"]), generator=g),
-            torch.randperm(len(data["y_train"]), generator=g)[:TRAIN_CHECK])
+            torch.randperm(trained or len(data["y_train"]), generator=g)[:TRAIN_CHECK])
 
 
-def hidden_sets(secret: int) -> dict:
+def hidden_sets(secret: int, trained: int | None = None) -> dict:
     """The images the exported model is scored on: {name: (x, y)} (clean child, grader)."""
     data = mnist()
-    order, picked = _picks(secret)
+    order, picked = _picks(secret, trained)
     g = torch.Generator().manual_seed(secret + 1)
     return {"test": (perturbed(data["x_test"][order], g), data["y_test"][order]),
             "train": (perturbed(data["x_train"][picked], g), data["y_train"][picked])}
 
 
-def hidden_labels(secret: int) -> dict:
+def hidden_labels(secret: int, trained: int | None = None) -> dict:
     data = mnist()
-    order, picked = _picks(secret)
+    order, picked = _picks(secret, trained)
     return {"test": data["y_test"][order], "train": data["y_train"][picked]}
 
 
