@@ -213,8 +213,9 @@ def test_nothing_survives_a_killed_grader_and_the_next_grader_sweeps_its_leftove
         fork_server_here, tmp_path):
     """kill -9 of `batch` while a forked child runs a student's endless loop: the child dies
     with it, even one that cleared its own parent-death signal, and its grandchildren (the
-    jail's init keeps its own and takes its PID namespace down with it), and the next grader to start removes the dead grader's cgroups and private folders,
-    which hold students' files."""
+    jail's init keeps its own and takes its PID namespace down with it), and the next grader
+    to start removes the dead grader's cgroups and private folders, which hold students'
+    files."""
     import subprocess
     import sys
 
