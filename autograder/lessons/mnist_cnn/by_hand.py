@@ -57,8 +57,11 @@ def _returned(data, ctx) -> tuple[list | None, Verdict | None]:
 
 def conv_by_hand_values(data, ctx) -> Verdict:
     returned, failed = _returned(data, ctx)
-    if failed:
-        return failed
+    return failed or _values(returned)
+
+
+def _values(returned: list) -> Verdict:
+    """The verdict on what conv2d_by_hand returned for every case, against F.conv2d."""
     for case, value in returned:
         wrong = _wrong_shape(case, value) or _wrong_values(case, value, returned)
         if wrong:
@@ -131,11 +134,10 @@ def conv_by_hand_own_work(data, ctx) -> Verdict:
                               f"({', '.join(str(n) for n in library[:3])}): compute each output "
                               f"value from the window under the kernel yourself — loops over "
                               f"the positions, or x.unfold", {"library": library[:10]})
-    _, failed = _returned(data, ctx)
+    returned, failed = _returned(data, ctx)
     if failed:  # not filled yet, or it raised: the same words as conv_by_hand_values
         return failed
-    values = conv_by_hand_values(data, ctx)
-    if not values.passed:
+    if not _values(returned).passed:
         return Verdict(False, "conv2d_by_hand uses no convolution of PyTorch, but its values "
                               "are wrong (see conv_by_hand_values): this point needs the right "
                               "values, computed by hand")
